@@ -1,0 +1,62 @@
+"""`jaxbert` command line: one sub-command per module in jaxbert.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command name -> module in jaxbert.commands exposing `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS = {
+    "pretrain": "Pretrain a model (MLM+NSP / MLM / MLM+SOP ...) from an ml_collections config.",
+    "distill": "Distil a student from a teacher (DistilBERT, Patient KD) from a config.",
+    "finetune": "Fine-tune on a task (GLUE, SQuAD, CoNLL-2003) from a config.",
+    "embed": "Write sentence embeddings of a text file (one text a line) to .npy.",
+    "convert": "Convert a checkpoint between jaxbert bundles and Hugging Face directories.",
+    "eval": "Evaluate a checkpoint on a task's data; prints one JSON line of metrics.",
+    "bench": "Benchmark a train step; prints one JSON line.",
+    "vocab": "Train a WordPiece, byte-level BPE or SentencePiece vocabulary on a corpus.",
+}
+
+
+def _load(name: str):
+    return importlib.import_module(f"jaxbert.commands.{name}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxbert", description="BERT-family models in JAX/Flax.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Import only the module of the command being run: start-up stays fast.
+        if wanted == name:
+            _load(name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    # ml_collections-style `--config.key=value` overrides are passed through to the command.
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    unknown = [a for a in extra if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [a for a in extra if a.startswith("--config.")]
+    from jaxbert.errors import JaxbertError
+
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except JaxbertError as e:
+        print(f"jaxbert {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

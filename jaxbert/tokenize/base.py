@@ -1,0 +1,59 @@
+"""The one Tokenizer protocol every vocabulary kind (WordPiece, byte-level BPE, SentencePiece) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Ids of the special tokens a model family uses (BERT names; RoBERTa maps <s>→cls, </s>→sep...)."""
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    def all(self) -> tuple[int, ...]:
+        return (self.pad, self.unk, self.cls, self.sep, self.mask)
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What model code, data pipelines and the CLI may rely on.
+
+    `__call__` follows the contract of DESIGN.md: it returns a dict of numpy int32 arrays
+    `input_ids`, `attention_mask`, `token_type_ids` (optionally `offset_mapping` [N, T, 2],
+    `special_tokens_mask`, `word_starts`).
+    """
+
+    kind: str  # "wordpiece" | "bpe" | "sentencepiece"
+    special: SpecialTokens
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        text_pairs: str | Sequence[str] | None = None,
+        max_length: int = 128,
+        padding: str | bool = "max_length",
+        truncation: bool = True,
+        return_offsets: bool = False,
+    ) -> dict[str, np.ndarray]: ...
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+
+    def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[int]]: ...
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
+
+    def word_starts(self, ids: Sequence[int]) -> np.ndarray: ...
+
+    def save(self, directory: str) -> None: ...
