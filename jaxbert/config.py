@@ -150,7 +150,8 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"ModelConfig has no field(s) {sorted(unknown)}; known fields: {', '.join(sorted(known))}")
+            raise ConfigError(f"ModelConfig has no field(s) {sorted(unknown)}; "
+                              f"known fields: {', '.join(sorted(known))}")
         return cls(**dict(d))
 
     def to_json(self) -> str:

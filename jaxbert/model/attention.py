@@ -1,0 +1,79 @@
+"""Multi-head self-attention with a choice of kernel: plain XLA, jax.nn.dot_product_attention, or cuDNN."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbert.config import ModelConfig
+from jaxbert.model.layers import ACTIVATIONS, LayerNorm, dense, dtype_of
+
+NEG_INF = -1e30  # large finite: fully padded rows stay finite instead of producing NaN
+
+
+def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, dropout_rate: float,
+                  deterministic: bool, dropout_rng: jax.Array | None) -> jax.Array:
+    """softmax(q k^T / sqrt(d) + mask) v with softmax in float32; q, k, v: [B, T, N, D]; mask [B, T] bool."""
+    depth = q.shape[-1]
+    scores = jnp.einsum("bqnd,bknd->bnqk", q, k, preferred_element_type=jnp.float32)
+    scores = scores / jnp.sqrt(jnp.float32(depth))
+    scores = jnp.where(mask[:, None, None, :], scores, NEG_INF)
+    probs = jax.nn.softmax(scores, axis=-1)
+    if not deterministic and dropout_rate > 0.0:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+    return jnp.einsum("bnqk,bknd->bqnd", probs.astype(v.dtype), v)
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, implementation: str | None):
+    """jax.nn.dot_product_attention: cuDNN flash attention on GPU when asked (bf16/fp16 only).
+
+    Fused kernels have no attention-probability dropout; attention_dropout is not applied on this path.
+    """
+    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, None, :], implementation=implementation)
+
+
+class SelfAttention(nn.Module):
+    """Post-LN attention block: LayerNorm(x + Dropout(Wo · attention(Wq x, Wk x, Wv x)))."""
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        cfg = self.config
+        heads = (cfg.num_heads, cfg.head_dim)
+        q = dense(cfg, heads, ("hidden", "heads", "kv"), name="query")(x)
+        k = dense(cfg, heads, ("hidden", "heads", "kv"), name="key")(x)
+        v = dense(cfg, heads, ("hidden", "heads", "kv"), name="value")(x)
+        q = nn.with_logical_constraint(q, ("act_batch", "act_length", "act_heads", None))
+        if cfg.attention_kernel == "xla":
+            rng = None
+            if not self.deterministic and cfg.attention_dropout > 0.0:
+                rng = self.make_rng("dropout")
+            ctx = xla_attention(q, k, v, mask, cfg.attention_dropout, self.deterministic, rng)
+        else:
+            impl = "cudnn" if cfg.attention_kernel == "cudnn" else None
+            ctx = fused_attention(q, k, v, mask, impl)
+        out = dense(cfg, cfg.hidden_size, ("heads", "kv", "hidden"), axis=(-2, -1), name="out")(ctx)
+        out = nn.Dropout(cfg.hidden_dropout)(out, deterministic=self.deterministic)
+        return LayerNorm(cfg, axis_name="hidden", name="norm")(x + out)
+
+
+class FeedForward(nn.Module):
+    """Post-LN FFN block: LayerNorm(x + Dropout(W2 · act(W1 x)))."""
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        h = dense(cfg, cfg.intermediate_size, ("hidden", "mlp"), name="intermediate")(x)
+        h = ACTIVATIONS[cfg.hidden_act](h)
+        h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_mlp"))
+        out = dense(cfg, cfg.hidden_size, ("mlp", "hidden"), name="output")(h)
+        out = nn.Dropout(cfg.hidden_dropout)(out, deterministic=self.deterministic)
+        y = LayerNorm(cfg, axis_name="hidden", name="norm")(x + out)
+        return y.astype(dtype_of(cfg.compute_dtype))

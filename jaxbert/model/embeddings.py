@@ -1,0 +1,56 @@
+"""Token + position + segment embeddings, LayerNorm, and ALBERT/ELECTRA's factorized E→H projection."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbert.config import ModelConfig
+from jaxbert.model.layers import LayerNorm, dense, dtype_of, kernel_init
+
+
+def position_ids(input_ids: jax.Array, config: ModelConfig) -> jax.Array:
+    """BERT: 0..T-1. RoBERTa (position_offset>0): padding sits at the offset, real tokens count from offset+1."""
+    if config.position_offset == 0:
+        return jnp.broadcast_to(jnp.arange(input_ids.shape[-1], dtype=jnp.int32), input_ids.shape)
+    real = (input_ids != config.pad_token_id).astype(jnp.int32)
+    return jnp.cumsum(real, axis=-1) * real + config.position_offset
+
+
+class Embeddings(nn.Module):
+    config: ModelConfig
+    deterministic: bool = True
+
+    def setup(self) -> None:
+        cfg = self.config
+        e, pdt = cfg.embed_dim, dtype_of(cfg.param_dtype)
+        self.word = nn.Embed(cfg.vocab_size, e, param_dtype=pdt,
+                             embedding_init=kernel_init(cfg, ("vocab", "embed")))
+        self.position = nn.Embed(cfg.max_position_embeddings, e, param_dtype=pdt,
+                                 embedding_init=kernel_init(cfg, (None, "embed")))
+        if cfg.type_vocab_size > 0:
+            self.token_type = nn.Embed(cfg.type_vocab_size, e, param_dtype=pdt,
+                                       embedding_init=kernel_init(cfg, (None, "embed")))
+        self.norm = LayerNorm(cfg)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        if cfg.embed_dim != cfg.hidden_size:
+            self.projection = dense(cfg, cfg.hidden_size, ("embed", "hidden"))
+
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None) -> jax.Array:
+        cfg = self.config
+        x = self.word(input_ids) + self.position(position_ids(input_ids, cfg))
+        if cfg.type_vocab_size > 0:
+            if token_type_ids is None:
+                token_type_ids = jnp.zeros_like(input_ids)
+            x = x + self.token_type(token_type_ids)
+        x = self.dropout(self.norm(x), deterministic=self.deterministic)
+        x = x.astype(dtype_of(cfg.compute_dtype))
+        if cfg.embed_dim != cfg.hidden_size:
+            x = self.projection(x)
+        return x
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """Logits against the (tied) word embedding table: x [..., E] -> [..., V]."""
+        table = self.word.embedding.astype(x.dtype)
+        return jnp.einsum("...e,ve->...v", x, table)

@@ -1,0 +1,56 @@
+"""Pretraining heads: pooler, MLM (tied decoder), NSP/SOP pair classifier, ELECTRA replaced-token detection."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbert.config import ModelConfig
+from jaxbert.model.layers import ACTIVATIONS, LayerNorm, dense, dtype_of, zeros_init
+
+
+class Pooler(nn.Module):
+    """tanh(W · h[CLS]): BERT's and ALBERT's pooled output."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.tanh(dense(self.config, self.config.hidden_size, ("hidden", "hidden_out"), name="dense")(x[:, 0]))
+
+
+class MLMHead(nn.Module):
+    """transform (H→E) + activation + LayerNorm, then logits against the tied word embeddings plus a bias."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, attend) -> jax.Array:
+        cfg = self.config
+        h = dense(cfg, cfg.embed_dim, ("hidden", "embed"), name="transform")(x)
+        h = LayerNorm(cfg, name="norm")(ACTIVATIONS[cfg.mlm_head_act](h))
+        bias = self.param("bias", zeros_init(("vocab",)), (cfg.vocab_size,), dtype_of(cfg.param_dtype))
+        return attend(h).astype(jnp.float32) + bias.astype(jnp.float32)
+
+
+class PairHead(nn.Module):
+    """2-way classifier on the pooled output: NSP (is B the next segment?) or SOP (are A, B swapped?)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, pooled: jax.Array) -> jax.Array:
+        return dense(self.config, 2, ("hidden", None), name="dense")(pooled).astype(jnp.float32)
+
+
+class RTDHead(nn.Module):
+    """ELECTRA discriminator: per-token logit that the token was replaced by the generator."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        h = ACTIVATIONS[cfg.hidden_act](dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(x))
+        return dense(cfg, 1, ("hidden", None), name="prediction")(h)[..., 0].astype(jnp.float32)
