@@ -1,0 +1,282 @@
+"""The notebook face of jaxbert: load / init a model, run it, embed texts, save bundles, export to HF."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbert.config import ModelConfig, resolve_model_config
+from jaxbert.errors import JaxbertError
+from jaxbert.model import EncoderModel, ModelOutput, check_params, init_params
+
+BUNDLE_FILE = "jaxbert.json"
+BUNDLE_FORMAT = "jaxbert-bundle"
+PARAMS_DIR = "params"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.json", "merges.txt", "spiece.model")
+
+# The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
+# (0 = embeddings output, L = last layer).
+FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four", "sum_all")
+
+
+@functools.partial(jax.jit, static_argnames=("config", "output_hidden_states"))
+def _forward(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
+             token_type_ids: jax.Array, output_hidden_states: bool) -> ModelOutput:
+    return EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+                                      deterministic=True, output_hidden_states=output_hidden_states)
+
+
+def _bucket(length: int, multiple: int = 16) -> int:
+    # Padding to a few fixed lengths bounds the number of compiled shapes.
+    return max(multiple, -(-length // multiple) * multiple)
+
+
+class Pretrained:
+    """A model (config + params) with its tokenizer, callable like the reference models."""
+
+    def __init__(self, config: ModelConfig, params: Any, tokenizer: Any = None,
+                 tokenizer_dir: str | os.PathLike | None = None) -> None:
+        self.config = config
+        self.params = params
+        self.tokenizer = tokenizer
+        self._tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
+
+    def __repr__(self) -> str:
+        return (f"Pretrained(family={self.config.family!r}, layers={self.config.num_layers}, "
+                f"hidden={self.config.hidden_size}, heads={self.config.heads}, tokenizer={self.tokenizer is not None})")
+
+    def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
+                 output_hidden_states: bool = False) -> ModelOutput:
+        """Forward pass (dropout off). Inputs: numpy or jax int arrays [B, T]; attention_mask 1 = real token."""
+        ids = jnp.asarray(input_ids, jnp.int32)
+        if ids.ndim != 2:
+            raise JaxbertError(f"input_ids must be a [batch, length] array, got shape {tuple(ids.shape)}")
+        if ids.shape[1] + self.config.position_offset > self.config.max_position_embeddings:
+            raise JaxbertError(f"input length {ids.shape[1]} exceeds the model's max_position_embeddings "
+                               f"{self.config.max_position_embeddings}; truncate the inputs")
+        mask = jnp.ones_like(ids) if attention_mask is None else jnp.asarray(attention_mask, jnp.int32)
+        types = jnp.zeros_like(ids) if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
+        return _forward(self.config, self.params, ids, mask, types, output_hidden_states)
+
+    # ---- features & embeddings -----------------------------------------------------
+    def _require_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise JaxbertError("this model has no tokenizer files; load a checkpoint that ships them or pass "
+                               "token ids to the model directly")
+        return self.tokenizer
+
+    def _max_len(self, max_length: int | None) -> int:
+        limit = self.config.max_position_embeddings - self.config.position_offset - (
+            1 if self.config.position_offset else 0)
+        return min(max_length or 512, limit)
+
+    def _encode(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+        enc = self._require_tokenizer()(list(texts), max_length=max_length, padding="longest", truncation=True)
+        width = min(_bucket(enc["input_ids"].shape[1]), max_length)
+        pad = width - enc["input_ids"].shape[1]
+        if pad > 0:
+            pad_id = self.tokenizer.special.pad
+            enc = {k: np.pad(v, ((0, 0), (0, pad)), constant_values=pad_id if k == "input_ids" else 0)
+                   for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return enc
+
+    def features(self, texts: Sequence[str], layers: str | Sequence[int] = "last", batch_size: int = 32,
+                 max_length: int | None = 128) -> list[np.ndarray]:
+        """Per-token features of each text ([n_tokens, F] arrays, padding removed).
+
+        layers: one of FEATURE_CHOICES (the BERT paper's feature-based choices) or a list of
+        hidden-state indices (0 = embeddings output, L = last layer) whose outputs are concatenated.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), batch_size):
+            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
+            res = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"), output_hidden_states=True)
+            feats = np.asarray(combine_layers(res.hidden_states, layers), np.float32)
+            for row, mask in zip(feats, enc["attention_mask"]):
+                out.append(row[mask.astype(bool)])
+        return out
+
+    def embed(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False, batch_size: int = 32,
+              max_length: int | None = 256) -> np.ndarray:
+        """Sentence embeddings [N, H]: pooling mean (over real tokens) | cls | max; optional L2 normalisation."""
+        if pooling not in ("mean", "cls", "max"):
+            raise JaxbertError(f"unknown pooling {pooling!r}; use mean, cls or max")
+        if isinstance(texts, str):
+            texts = [texts]
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
+            hidden = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")).last_hidden_state
+            rows.append(np.asarray(pool(hidden, jnp.asarray(enc["attention_mask"]), pooling, normalize)))
+        if not rows:
+            return np.zeros((0, self.config.hidden_size), np.float32)
+        return np.concatenate(rows).astype(np.float32)
+
+    # ---- persistence ---------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write a jaxbert bundle (config + Orbax params + tokenizer files); atomic: all or nothing."""
+        import orbax.checkpoint as ocp
+
+        target = Path(directory).absolute()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            (staging / BUNDLE_FILE).write_text(json.dumps(
+                {"format": BUNDLE_FORMAT, "version": 1, "model_config": self.config.to_dict()}, indent=2))
+            ckpt = ocp.StandardCheckpointer()
+            ckpt.save(staging / PARAMS_DIR, jax.device_get(self.params))
+            ckpt.wait_until_finished()
+            self._save_tokenizer(staging)
+            _replace_dir(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def _save_tokenizer(self, directory: Path) -> None:
+        if self._tokenizer_dir is not None:
+            for name in TOKENIZER_FILES:
+                if (self._tokenizer_dir / name).is_file():
+                    shutil.copy2(self._tokenizer_dir / name, directory / name)
+        elif self.tokenizer is not None:
+            self.tokenizer.save(str(directory))
+
+
+def pool(hidden: jax.Array, mask: jax.Array, pooling: str, normalize: bool = False) -> jax.Array:
+    """Pool [B, T, H] hidden states over real tokens (mask 1) into [B, H]."""
+    m = mask.astype(jnp.float32)[..., None]
+    h = hidden.astype(jnp.float32)
+    if pooling == "mean":
+        out = (h * m).sum(1) / jnp.maximum(m.sum(1), 1e-9)
+    elif pooling == "max":
+        out = jnp.where(m > 0, h, -jnp.inf).max(1)
+    else:
+        out = h[:, 0]
+    if normalize:
+        out = out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    return out
+
+
+def combine_layers(hidden_states: Sequence[jax.Array], layers: str | Sequence[int]) -> jax.Array:
+    """Combine (embeddings, layer 1..L) hidden states per the BERT paper's feature-based choices."""
+    hs = list(hidden_states)
+    if isinstance(layers, str):
+        if layers not in FEATURE_CHOICES:
+            raise JaxbertError(f"unknown feature choice {layers!r}; use one of {', '.join(FEATURE_CHOICES)} "
+                               "or a list of layer indices")
+        if layers == "embeddings":
+            return hs[0]
+        if layers == "last":
+            return hs[-1]
+        if layers == "second_to_last":
+            return hs[-2]
+        if layers == "sum_last_four":
+            return sum(hs[-4:])
+        if layers == "concat_last_four":
+            return jnp.concatenate(hs[-4:], axis=-1)
+        return sum(hs[1:])
+    idx = list(layers)
+    bad = [i for i in idx if not -len(hs) <= i < len(hs)]
+    if bad or not idx:
+        raise JaxbertError(f"layer indices {idx} out of range: the model has hidden states 0..{len(hs) - 1}")
+    return jnp.concatenate([hs[i] for i in idx], axis=-1)
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished staging dir onto target; an existing target is replaced only after the new one is whole."""
+    if target.exists():
+        if not (target / BUNDLE_FILE).is_file() and any(target.iterdir()):
+            raise JaxbertError(f"{target} exists and is not a jaxbert bundle; choose an empty or new directory")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(target)
+
+
+# ---- entry points ------------------------------------------------------------------
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """A tokenizer from a directory of tokenizer files (HF or jaxbert); same call form as p.tokenizer."""
+    from jaxbert.tokenize import load_tokenizer as _load
+
+    return _load(str(path))
+
+
+def _find_tokenizer(path: Path) -> Any:
+    from jaxbert.tokenize import find_tokenizer
+
+    return find_tokenizer(str(path))
+
+
+def _load_bundle(path: Path) -> Pretrained:
+    import orbax.checkpoint as ocp
+
+    try:
+        meta = json.loads((path / BUNDLE_FILE).read_text())
+        config = ModelConfig.from_dict(meta["model_config"])
+    except (OSError, ValueError, KeyError) as e:
+        raise JaxbertError(f"{path / BUNDLE_FILE} is unreadable or corrupt ({e}); re-save the bundle") from e
+    if not (path / PARAMS_DIR).is_dir():
+        raise JaxbertError(f"{path} has no {PARAMS_DIR}/ directory; the bundle is incomplete, re-save it")
+    from jaxbert.model import param_shapes
+
+    try:
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), param_shapes(config))
+        params = ocp.StandardCheckpointer().restore((path / PARAMS_DIR).absolute(), abstract)
+    except Exception as e:  # orbax raises many types for damaged files; all mean the same to a user
+        raise JaxbertError(f"cannot read the params of bundle {path}: {str(e).splitlines()[0]}; "
+                           "the bundle is corrupt or does not match its config") from e
+    check_params(config, params, source=str(path))
+    return Pretrained(config, params, _find_tokenizer(path), tokenizer_dir=path)
+
+
+def load(path: str | os.PathLike) -> Pretrained:
+    """Open a jaxbert bundle, a training workdir (its latest checkpoint) or a Hugging Face save_pretrained dir."""
+    p = Path(path)
+    if not p.exists():
+        raise JaxbertError(f"no such checkpoint path: {p}")
+    if (p / BUNDLE_FILE).is_file():
+        return _load_bundle(p)
+    from jaxbert.interop import hf
+
+    if hf.is_hf_dir(p):
+        config, params = hf.load_hf(p)
+        return Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
+    from jaxbert.train.checkpoint import is_workdir, load_model_from_workdir
+
+    if is_workdir(p):
+        config, params, tok_dir = load_model_from_workdir(p)
+        tokenizer = _find_tokenizer(Path(tok_dir)) if tok_dir else None
+        return Pretrained(config, params, tokenizer, tokenizer_dir=tok_dir)
+    raise JaxbertError(f"{p} is neither a jaxbert bundle ({BUNDLE_FILE}), a Hugging Face directory "
+                       "(config.json + model.safetensors) nor a training workdir")
+
+
+def init(model: str | ModelConfig | dict, seed: int = 0, tokenizer: str | os.PathLike | None = None) -> Pretrained:
+    """A freshly initialised model (encoder + the family's pretraining heads) from a preset name or config."""
+    config = resolve_model_config(model)
+    tok = load_tokenizer(tokenizer) if tokenizer else None
+    return Pretrained(config, init_params(config, seed), tok, tokenizer_dir=tokenizer)
+
+
+def export_hf(p: Pretrained, directory: str | os.PathLike) -> Path:
+    """Write a Hugging Face directory (config.json + model.safetensors + tokenizer files) transformers loads."""
+    from jaxbert.interop import hf
+
+    out = Path(hf.export_hf(p.config, jax.device_get(p.params), directory))
+    p._save_tokenizer(out)
+    return out

@@ -1,0 +1,69 @@
+"""`jaxbert embed`: sentence embeddings of a text file (one text a line) written to .npy in bounded memory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from jaxbert.errors import JaxbertError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="jaxbert bundle, training workdir or HF directory")
+    parser.add_argument("--input", required=True, help="UTF-8 text file, one text per line")
+    parser.add_argument("--output", required=True, help="output .npy file [N, H] float32")
+    parser.add_argument("--pooling", default="mean", choices=("mean", "cls", "max"))
+    parser.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=256)
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def iter_batches(path: Path, batch_size: int):
+    """Yield lists of lines; a non-UTF-8 line is reported with its line number."""
+    batch: list[str] = []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                batch.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError as e:
+                raise JaxbertError(f"{path}:{lineno}: not valid UTF-8 ({e.reason}); fix or re-encode the file") from e
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def run(args: argparse.Namespace) -> int:
+    import jaxbert
+    from tqdm import tqdm
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise JaxbertError(f"input file {src} does not exist")
+    model = jaxbert.load(args.model)
+    n = count_lines(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".partial")
+    # A memory-mapped .npy is written batch by batch, so any number of texts fits in bounded memory.
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, model.config.hidden_size))
+    row = 0
+    with tqdm(total=n, unit="text", desc="embed") as bar:
+        for batch in iter_batches(src, args.batch_size):
+            emb = model.embed(batch, pooling=args.pooling, normalize=args.normalize,
+                              batch_size=args.batch_size, max_length=args.max_length)
+            out[row:row + len(batch)] = emb
+            row += len(batch)
+            bar.update(len(batch))
+    out.flush()
+    del out
+    tmp.replace(dst)
+    print(f"wrote {row} embeddings of size {model.config.hidden_size} to {dst}")
+    return 0
