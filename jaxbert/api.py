@@ -105,7 +105,7 @@ class Pretrained:
             enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
             res = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"), output_hidden_states=True)
             feats = np.asarray(combine_layers(res.hidden_states, layers), np.float32)
-            for row, mask in zip(feats, enc["attention_mask"]):
+            for row, mask in zip(feats, enc["attention_mask"], strict=True):
                 out.append(row[mask.astype(bool)])
         return out
 

@@ -42,8 +42,9 @@ def iter_batches(path: Path, batch_size: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    import jaxbert
     from tqdm import tqdm
+
+    import jaxbert
 
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():
