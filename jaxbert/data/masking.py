@@ -1,0 +1,241 @@
+"""Dynamic masked-LM masking on device: BERT's 80/10/10 rule, optional whole-word masking.
+
+Everything here is a pure function of (token ids, rng, a static `MaskingConfig`), so it runs
+inside a jitted train step and gives a fresh mask every step. The selection is EXACT, as in
+BERT's `create_pretraining_data.py`: each sequence gets exactly
+`min(max_predictions, max(1, round(n * mask_prob)))` selected tokens, where `n` counts its
+maskable tokens (BERT counts [CLS]/[SEP] in `n` too; we count only the tokens that may be
+chosen). `round` is half-to-even, like Python 3's. The 80/10/10 replacement is a per-token
+draw, so that split holds in expectation. ELECTRA's generator input uses the same functions
+with its own probabilities (e.g. `random_replace_prob=0`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxbert.errors import JaxbertError
+
+
+class MaskingConfigError(JaxbertError, ValueError):
+    """A masking setting is out of range; the message names the field and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+    """What to mask and how; frozen and hashable so it can be a static jit argument.
+
+    `special_ids` are never selected and never drawn as random replacements.
+    Of the selected tokens, `mask_replace_prob` become `mask_token_id`, `random_replace_prob`
+    become a uniformly drawn non-special token, and the rest keep their id.
+    """
+
+    mask_token_id: int
+    vocab_size: int
+    special_ids: tuple[int, ...]
+    mask_prob: float = 0.15
+    max_predictions: int = 20
+    mask_replace_prob: float = 0.8
+    random_replace_prob: float = 0.1
+    whole_word: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "special_ids", tuple(sorted({int(s) for s in self.special_ids})))
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(field: str, msg: str) -> None:
+            raise MaskingConfigError(f"MaskingConfig.{field}: {msg}")
+
+        if self.vocab_size <= 0:
+            bad("vocab_size", f"must be positive, got {self.vocab_size}")
+        if not 0 <= self.mask_token_id < self.vocab_size:
+            bad("mask_token_id", f"{self.mask_token_id} is outside the vocabulary (size {self.vocab_size})")
+        if not 0.0 < self.mask_prob <= 1.0:
+            bad("mask_prob", f"must be in (0, 1], got {self.mask_prob}")
+        if self.max_predictions < 1:
+            bad("max_predictions", f"must be >= 1, got {self.max_predictions}")
+        for field in ("mask_replace_prob", "random_replace_prob"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                bad(field, f"must be in [0, 1], got {getattr(self, field)}")
+        if self.mask_replace_prob + self.random_replace_prob > 1.0 + 1e-9:
+            bad("random_replace_prob", "mask_replace_prob + random_replace_prob must be <= 1 "
+                f"(got {self.mask_replace_prob} + {self.random_replace_prob})")
+        if self.random_replace_prob > 0 and not self.random_candidates:
+            bad("special_ids", "every vocabulary id is special, so no random replacement can be drawn; "
+                "set random_replace_prob=0 or shrink special_ids")
+
+    @property
+    def random_candidates(self) -> int:
+        """How many ids a random replacement is drawn from (the non-special vocabulary)."""
+        return self.vocab_size - sum(1 for s in self.special_ids if 0 <= s < self.vocab_size)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, **overrides: Any) -> MaskingConfig:
+        """A config for a jaxbert Tokenizer: its [MASK] id, vocab size and special ids."""
+        special = tokenizer.special
+        return cls(mask_token_id=special.mask, vocab_size=tokenizer.vocab_size,
+                   special_ids=tuple(special.all()), **overrides)
+
+
+class MaskedTokens(NamedTuple):
+    """Both forms of one masking draw.
+
+    Dense: `inputs` [B, T] (model input), `labels` [B, T] (original id where selected, 0
+    elsewhere), `weights` [B, T] float32 (1.0 where selected).
+    Gather (BERT's `masked_lm_*` features, P = max_predictions): `masked_positions` [B, P]
+    ascending, `masked_ids` [B, P] original ids, `masked_weights` [B, P]; unused slots hold 0.
+    """
+
+    inputs: jax.Array
+    labels: jax.Array
+    weights: jax.Array
+    masked_positions: jax.Array
+    masked_ids: jax.Array
+    masked_weights: jax.Array
+
+
+def maskable_positions(ids: jax.Array, special_ids: tuple[int, ...],
+                       attention_mask: jax.Array | None = None) -> jax.Array:
+    """bool [B, T]: tokens that may be selected (not a special id, not padding)."""
+    maskable = ~jnp.isin(ids, jnp.asarray(special_ids, dtype=ids.dtype)) if special_ids else \
+        jnp.ones(ids.shape, dtype=bool)
+    if attention_mask is not None:
+        maskable &= attention_mask.astype(bool)
+    return maskable
+
+
+def num_to_predict(maskable: jax.Array, mask_prob: float, max_predictions: int) -> jax.Array:
+    """int32 [B]: BERT's count `min(max_predictions, max(1, round(n * mask_prob)))`, 0 where n == 0."""
+    # A host-side table (T is static) gives Python's float64 round-half-even exactly; float32
+    # arithmetic on device would round e.g. 30 * 0.15 = 4.5 up instead of to 4.
+    t = maskable.shape[-1]
+    table = [0] + [min(max_predictions, max(1, round(n * mask_prob))) for n in range(1, t + 1)]
+    return jnp.asarray(table, jnp.int32)[maskable.sum(axis=-1)]
+
+
+def select_tokens(rng: jax.Array, maskable: jax.Array, num: jax.Array, max_predictions: int) -> jax.Array:
+    """bool [B, T]: exactly `num[b]` maskable tokens per row, uniformly at random without replacement.
+
+    A random key per token and a top-k keep this jittable; `num` must not exceed
+    `max_predictions` (as `num_to_predict` guarantees).
+    """
+    b, t = maskable.shape
+    keys = jnp.where(maskable, jax.random.uniform(rng, (b, t)), -1.0)
+    k = min(max_predictions, t)
+    _, top = jax.lax.top_k(keys, k)
+    take = jnp.arange(k)[None, :] < num[:, None]
+    rows = jnp.arange(b)[:, None]
+    return jnp.zeros((b, t), dtype=bool).at[rows, top].max(take)
+
+
+def select_whole_words(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array,
+                       num: jax.Array) -> jax.Array:
+    """bool [B, T]: whole words, in random order, greedily added while they fit in `num[b]` tokens.
+
+    A word is a maskable token flagged in `word_starts` plus the maskable non-start tokens that
+    follow it (a non-start token with no maskable token before it starts its own word). As in
+    BERT's whole-word masking, a word that would overshoot the budget is skipped and later
+    (shorter) words may still fill it, so every piece of a chosen word is selected and no
+    word is selected partially.
+    """
+    b, t = maskable.shape
+    rows = jnp.arange(b)[:, None]
+    prev_maskable = jnp.pad(maskable[:, :-1], ((0, 0), (1, 0)))
+    starts = maskable & (word_starts.astype(bool) | ~prev_maskable)
+    word_id = jnp.cumsum(starts, axis=-1) - 1
+    # Tokens outside any word go to an extra bucket `t`, dropped below.
+    bucket = jnp.where(maskable, word_id, t)
+    word_len = jnp.zeros((b, t + 1), jnp.int32).at[rows, bucket].add(1)[:, :t]
+    n_words = starts.sum(axis=-1)
+    keys = jnp.where(jnp.arange(t)[None, :] < n_words[:, None], jax.random.uniform(rng, (b, t)), 2.0)
+    order = jnp.argsort(keys, axis=-1)
+    lens_in_order = jnp.take_along_axis(word_len, order, axis=-1)
+
+    def add_word(count: jax.Array, lens: jax.Array) -> tuple[jax.Array, jax.Array]:
+        take = (lens > 0) & (count + lens <= num)
+        return count + jnp.where(take, lens, 0), take
+
+    _, taken = jax.lax.scan(add_word, jnp.zeros((b,), jnp.int32), lens_in_order.T)
+    chosen_word = jnp.zeros((b, t), bool).at[rows, order].set(taken.T)
+    return maskable & jnp.take_along_axis(chosen_word, jnp.clip(word_id, 0, t - 1), axis=-1)
+
+
+def random_non_special(rng: jax.Array, shape: tuple[int, ...], vocab_size: int,
+                       special_ids: tuple[int, ...]) -> jax.Array:
+    """int32 ids drawn uniformly from [0, vocab_size) minus `special_ids` (sorted, unique)."""
+    specials = [s for s in special_ids if 0 <= s < vocab_size]
+    draw = jax.random.randint(rng, shape, 0, vocab_size - len(specials), dtype=jnp.int32)
+    # Walk the sorted specials, shifting past each one: maps rank r to the r-th allowed id.
+    for s in specials:
+        draw = draw + (draw >= s).astype(jnp.int32)
+    return draw
+
+
+def replace_selected(rng: jax.Array, ids: jax.Array, selected: jax.Array, config: MaskingConfig) -> jax.Array:
+    """The model input: selected tokens become [MASK] / a random token / themselves (per-token draw)."""
+    k_action, k_random = jax.random.split(rng)
+    u = jax.random.uniform(k_action, ids.shape)
+    to_mask = selected & (u < config.mask_replace_prob)
+    to_random = selected & (u >= config.mask_replace_prob) & \
+        (u < config.mask_replace_prob + config.random_replace_prob)
+    inputs = jnp.where(to_mask, jnp.asarray(config.mask_token_id, ids.dtype), ids)
+    if config.random_replace_prob > 0:
+        random_ids = random_non_special(k_random, ids.shape, config.vocab_size, config.special_ids)
+        inputs = jnp.where(to_random, random_ids.astype(ids.dtype), inputs)
+    return inputs
+
+
+def dense_to_gather(selected: jax.Array, ids: jax.Array, max_predictions: int
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(positions, ids, weights) [B, P] of the selected tokens in ascending position; 0-padded."""
+    b, t = selected.shape
+    k = min(max_predictions, t)
+    # Earlier positions score higher, unselected ones score 0: top-k lists selections in order.
+    score = jnp.where(selected, t - jnp.arange(t)[None, :], 0)
+    values, positions = jax.lax.top_k(score, k)
+    used = values > 0
+    positions = jnp.where(used, positions, 0).astype(jnp.int32)
+    gathered = jnp.where(used, jnp.take_along_axis(ids, positions, axis=-1), 0).astype(jnp.int32)
+    weights = used.astype(jnp.float32)
+    if k < max_predictions:
+        pad = ((0, 0), (0, max_predictions - k))
+        positions, gathered, weights = (jnp.pad(x, pad) for x in (positions, gathered, weights))
+    return positions, gathered, weights
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
+                attention_mask: jax.Array | None = None,
+                maskable: jax.Array | None = None,
+                word_starts: jax.Array | None = None) -> MaskedTokens:
+    """One dynamic masking draw for a batch of token ids [B, T].
+
+    `maskable` (bool [B, T]) overrides the default "not a special id and not padding";
+    `word_starts` (bool [B, T], first piece of each word) is required when
+    `config.whole_word` is set.
+    """
+    if config.whole_word and word_starts is None:
+        raise MaskingConfigError("MaskingConfig.whole_word is set but no word_starts were given; "
+                                 "pass word_starts (the tokenizer's word_starts) or set whole_word=False")
+    ids = jnp.asarray(ids)
+    if maskable is None:
+        maskable = maskable_positions(ids, config.special_ids, attention_mask)
+    else:
+        maskable = jnp.asarray(maskable, bool)
+    k_select, k_replace = jax.random.split(rng)
+    num = num_to_predict(maskable, config.mask_prob, config.max_predictions)
+    if config.whole_word:
+        selected = select_whole_words(k_select, maskable, jnp.asarray(word_starts), num)
+    else:
+        selected = select_tokens(k_select, maskable, num, config.max_predictions)
+    inputs = replace_selected(k_replace, ids, selected, config)
+    labels = jnp.where(selected, ids, 0).astype(jnp.int32)
+    positions, masked_ids, masked_weights = dense_to_gather(selected, ids, config.max_predictions)
+    return MaskedTokens(inputs=inputs.astype(jnp.int32), labels=labels, weights=selected.astype(jnp.float32),
+                        masked_positions=positions, masked_ids=masked_ids, masked_weights=masked_weights)
