@@ -16,6 +16,16 @@ ATTENTION_KERNELS = ("xla", "dot_product", "cudnn")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 DTYPES = ("float32", "bfloat16", "float16")
 HEADS = ("mlm", "nsp", "sop", "rtd")
+TASKS = ("", "classification", "span", "token")
+
+# How each family's reference *ForSequenceClassification head reads the encoder output.
+CLASSIFIER_INPUT = {
+    "bert": "pooler",  # dropout(pooled) -> linear
+    "albert": "pooler",
+    "roberta": "dense_tanh",  # h[<s>] -> dense -> tanh -> linear
+    "electra": "dense_gelu",  # h[CLS] -> dense -> gelu -> linear
+    "distilbert": "dense_relu",  # h[CLS] -> dense -> relu -> linear
+}
 
 # The pretraining heads each family's reference model (transformers *ForPreTraining / *ForMaskedLM) holds.
 DEFAULT_HEADS = {
@@ -39,6 +49,8 @@ class ModelConfig:
     `position_offset` > 0 gives RoBERTa positions: padding tokens sit at `position_offset`,
     real tokens count up from `position_offset + 1`.
     `head_act` "" means "same as hidden_act" (RoBERTa's and ELECTRA's generator heads use gelu).
+    `task` adds a fine-tuning head: "classification" (num_labels classes; 1 = regression), "span"
+    (start/end logits for extractive QA) or "token" (num_labels tags per token).
     """
 
     family: str = "bert"
@@ -60,6 +72,9 @@ class ModelConfig:
     sharing: str = "none"
     pooler: bool = True
     heads: tuple[str, ...] = ("mlm", "nsp")
+    task: str = ""
+    num_labels: int = 0
+    classifier_dropout: float = 0.1
     initializer_range: float = 0.02
     compute_dtype: str = "float32"
     param_dtype: str = "float32"
@@ -131,6 +146,14 @@ class ModelConfig:
             bad("pad_token_id", f"{self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
         if self.position_offset < 0:
             bad("position_offset", "must be >= 0")
+        if self.task not in TASKS:
+            bad("task", f"unknown task head {self.task!r}; use one of {', '.join(t or repr(t) for t in TASKS)}")
+        if self.task in ("classification", "token") and self.num_labels < 1:
+            bad("num_labels", f"a {self.task} head needs num_labels >= 1 (1 = regression), got {self.num_labels}")
+        if self.task == "classification" and CLASSIFIER_INPUT[self.family] == "pooler" and not self.pooler:
+            bad("pooler", f"{self.family} classifies from the pooled output; set pooler=True")
+        if not 0.0 <= self.classifier_dropout < 1.0:
+            bad("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
 
     # ---- (de)serialisation ----------------------------------------------------------
     def replace(self, **changes: Any) -> ModelConfig:

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbert.config import ModelConfig
+from jaxbert.config import CLASSIFIER_INPUT, ModelConfig
 from jaxbert.model.layers import ACTIVATIONS, LayerNorm, dense, dtype_of, zeros_init
 
 
@@ -54,3 +54,48 @@ class RTDHead(nn.Module):
         cfg = self.config
         h = ACTIVATIONS[cfg.hidden_act](dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(x))
         return dense(cfg, 1, ("hidden", None), name="prediction")(h)[..., 0].astype(jnp.float32)
+
+
+class ClassificationHead(nn.Module):
+    """Sequence classification / regression, shaped like each family's *ForSequenceClassification head."""
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, last: jax.Array, pooled: jax.Array | None) -> jax.Array:
+        cfg = self.config
+        drop = nn.Dropout(cfg.classifier_dropout)
+        kind = CLASSIFIER_INPUT[cfg.family]
+        if kind == "pooler":
+            x = pooled
+        else:
+            act = {"dense_tanh": jnp.tanh, "dense_gelu": ACTIVATIONS["gelu"], "dense_relu": jax.nn.relu}[kind]
+            x = drop(last[:, 0], deterministic=self.deterministic)
+            x = act(dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(x))
+        x = drop(x, deterministic=self.deterministic)
+        return dense(cfg, cfg.num_labels, ("hidden", None), name="out")(x).astype(jnp.float32)
+
+
+class SpanHead(nn.Module):
+    """Extractive QA: start and end logits per token, [B, T, 2]."""
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, last: jax.Array) -> jax.Array:
+        x = nn.Dropout(self.config.classifier_dropout)(last, deterministic=self.deterministic)
+        return dense(self.config, 2, ("hidden", None), name="out")(x).astype(jnp.float32)
+
+
+class TokenHead(nn.Module):
+    """Token classification (NER / tagging): [B, T, num_labels]."""
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, last: jax.Array) -> jax.Array:
+        x = nn.Dropout(self.config.classifier_dropout)(last, deterministic=self.deterministic)
+        return dense(self.config, self.config.num_labels, ("hidden", None), name="out")(x).astype(jnp.float32)

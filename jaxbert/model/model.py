@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxbert.config import ModelConfig
 from jaxbert.model.embeddings import Embeddings
 from jaxbert.model.encoder import Encoder
-from jaxbert.model.heads import MLMHead, PairHead, Pooler, RTDHead
+from jaxbert.model.heads import ClassificationHead, MLMHead, PairHead, Pooler, RTDHead, SpanHead, TokenHead
 
 
 @jax.tree_util.register_dataclass
@@ -26,7 +26,11 @@ class ModelOutput:
 
 
 class EncoderModel(nn.Module):
-    """The whole model. `masked_positions` [B, P] restricts MLM logits to those positions ([B, P, V])."""
+    """The whole model. `masked_positions` [B, P] restricts MLM logits to those positions ([B, P, V]).
+
+    logits keys: pretraining heads "mlm" [B,T,V], "nsp"/"sop" [B,2], "rtd" [B,T]; task heads
+    "classification" [B,num_labels], "span" [B,T,2] (start, end), "token" [B,T,num_labels].
+    """
 
     config: ModelConfig
 
@@ -71,4 +75,10 @@ class EncoderModel(nn.Module):
                 logits[pair] = PairHead(cfg, name=f"{pair}_head")(pooled)
         if "rtd" in wanted:
             logits["rtd"] = RTDHead(cfg, name="rtd_head")(last)
+        if cfg.task == "classification":
+            logits["classification"] = ClassificationHead(cfg, deterministic, name="task_head")(last, pooled)
+        elif cfg.task == "span":
+            logits["span"] = SpanHead(cfg, deterministic, name="task_head")(last)
+        elif cfg.task == "token":
+            logits["token"] = TokenHead(cfg, deterministic, name="task_head")(last)
         return ModelOutput(last, pooled, hidden_states, logits)
