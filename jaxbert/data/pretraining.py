@@ -1,0 +1,364 @@
+"""Pretraining example creation: token ids only (masking happens on device), deterministic given a seed.
+
+Three formats:
+  * "nsp" (BERT, google-research/bert create_pretraining_data.py): `[CLS] A [SEP] B [SEP]`; B is the
+    actual continuation of A or, with probability 1/2, a span of another document; `next_sentence_label`
+    1 = random (HF BertForPreTraining convention). A fraction `short_seq_prob` of documents targets a
+    shorter length; over-long pairs are truncated from either end at random, longer side first.
+  * "sop" (ALBERT): A and B are consecutive segments of one document, swapped with probability 1/2;
+    `sentence_order_label` 1 = swapped (HF AlbertForPreTraining convention).
+  * "full_sentences" (RoBERTa): sentences packed contiguously across document boundaries, a separator
+    (`sep`) between documents, `<s> ... </s>` around each block; a sentence that crosses a block boundary
+    continues in the next example, so only the corpus's very last example is padded.
+
+One deliberate change from BERT's script: BERT forces "random next" whenever a chunk holds one sentence,
+which skews NSP towards random (and makes SOP impossible) on paragraph-a-line corpora. Here the label is
+drawn first with probability 1/2 and a one-sentence chunk is split at a random token for a consecutive
+pair, so labels are independent fair coin flips.
+
+Documents are held as one int32 token array plus sentence end offsets, so a segment is a slice.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxbert.data.corpus import Document
+from jaxbert.errors import JaxbertError
+from jaxbert.tokenize.base import SpecialTokens, Tokenizer
+
+FORMATS = ("nsp", "sop", "full_sentences")
+LABEL_FIELD = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None}
+_ENCODE_BATCH = 4096  # sentences per tokenizer batch call: large enough to amortise the call
+
+
+class ExampleConfigError(JaxbertError, ValueError):
+    """An example-creation option is out of range; the message names the option and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleConfig:
+    """How pretraining examples are cut from documents."""
+
+    format: str = "nsp"
+    max_seq_len: int = 128
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 1
+    seed: int = 0
+    # Documents held in memory at once; "random next" segments are drawn from the same chunk.
+    chunk_documents: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ExampleConfigError(f"format {self.format!r} is unknown; use one of {', '.join(FORMATS)}")
+        if self.max_seq_len < 8:
+            raise ExampleConfigError(f"max_seq_len={self.max_seq_len} is too short; use at least 8")
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise ExampleConfigError(f"short_seq_prob={self.short_seq_prob} must lie in [0, 1]")
+        if self.dupe_factor < 1:
+            raise ExampleConfigError(f"dupe_factor={self.dupe_factor} must be >= 1")
+        if self.chunk_documents < 2:
+            raise ExampleConfigError(f"chunk_documents={self.chunk_documents} must be >= 2")
+        if not 0 <= self.seed < 2**63:
+            raise ExampleConfigError(f"seed={self.seed} must be a non-negative integer below 2**63")
+
+    @property
+    def label_field(self) -> str | None:
+        return LABEL_FIELD[self.format]
+
+
+@dataclasses.dataclass
+class ExampleStats:
+    """Counts gathered while creating examples."""
+
+    documents_used: int = 0
+    empty_documents: int = 0  # no tokens after tokenization: skipped
+    single_sentence_documents: int = 0  # skipped by the pair formats (nsp, sop), used by full_sentences
+    skipped_chunks: int = 0  # pair chunks of a single one-token sentence: no pair can be cut from them
+    examples: int = 0
+    tokens: int = 0  # real tokens in examples, special tokens included
+    padding_tokens: int = 0
+    positive_labels: int = 0  # examples with label 1 (random next / swapped)
+
+
+@dataclasses.dataclass
+class TokenizedDocument:
+    """One document's tokens back to back; sentence i spans tokens[ends[i-1]:ends[i]] (ends[-1] = len)."""
+
+    tokens: np.ndarray
+    ends: list[int]
+
+    def start(self, sentence: int) -> int:
+        return self.ends[sentence - 1] if sentence else 0
+
+
+def record_fields(config: ExampleConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the int32 fields of every example of this config."""
+    fields: dict[str, tuple[int, ...]] = {
+        "input_ids": (config.max_seq_len,),
+        "token_type_ids": (config.max_seq_len,),
+        "length": (),
+    }
+    if config.label_field:
+        fields[config.label_field] = ()
+    return fields
+
+
+def special_tokens_mask(input_ids: Any, special_ids: Sequence[int]) -> Any:
+    """1 where `input_ids` holds one of `special_ids` (cls, sep, pad, ...), else 0; numpy or jax arrays.
+
+    Works inside jit: `special_tokens_mask(jnp_ids, tokenizer.special.all())`.
+    """
+    mask = input_ids == special_ids[0]
+    for token_id in special_ids[1:]:
+        mask = mask | (input_ids == token_id)
+    return mask.astype(input_ids.dtype)
+
+
+def tokenize_documents(documents: Sequence[Document], tokenizer: Tokenizer) -> list[TokenizedDocument]:
+    """Tokenize every sentence with the tokenizer's batch encoder; drop sentences without tokens."""
+    sentences = [s for doc in documents for s in doc]
+    ids: list[list[int]] = []
+    for i in range(0, len(sentences), _ENCODE_BATCH):
+        ids.extend(tokenizer.encode_batch(sentences[i:i + _ENCODE_BATCH], add_special_tokens=False))
+    out = []
+    k = 0
+    for doc in documents:
+        sentence_ids = [s for s in ids[k:k + len(doc)] if s]
+        k += len(doc)
+        ends = list(itertools.accumulate(len(s) for s in sentence_ids))
+        tokens = np.fromiter(itertools.chain.from_iterable(sentence_ids), np.int32, count=ends[-1] if ends else 0)
+        out.append(TokenizedDocument(tokens, ends))
+    return out
+
+
+def create_examples(
+    documents: Iterable[Document],
+    tokenizer: Tokenizer,
+    config: ExampleConfig,
+    stats: ExampleStats | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Examples (dicts of int32 arrays, see `record_fields`) cut from `documents`, `dupe_factor` times over.
+
+    Deterministic given `config.seed`: each (chunk, dupe) pass has its own random stream.
+    """
+    stats = stats if stats is not None else ExampleStats()
+    special = tokenizer.special
+    packer = _FullSentencePacker(config.max_seq_len, special, stats) if config.format == "full_sentences" else None
+    pending: list[TokenizedDocument] = []
+    chunk_index = 0
+
+    def run_chunk(chunk: list[TokenizedDocument]) -> Iterator[dict[str, np.ndarray]]:
+        for dupe in range(config.dupe_factor):
+            rng = random.Random(int(np.random.SeedSequence([config.seed, chunk_index, dupe]).generate_state(1)[0]))
+            if packer is not None:
+                order = list(range(len(chunk)))
+                if dupe:  # later copies see the documents in another order, so blocks are cut elsewhere
+                    rng.shuffle(order)
+                for d in order:
+                    yield from packer.add(chunk[d].tokens)
+            else:
+                for d in range(len(chunk)):
+                    yield from _pair_examples(chunk, d, rng, config, special, stats)
+
+    for batch in _batched(documents, _ENCODE_BATCH):
+        for doc in tokenize_documents(batch, tokenizer):
+            if not doc.ends:
+                stats.empty_documents += 1
+                continue
+            if len(doc.ends) == 1:
+                stats.single_sentence_documents += 1
+                if packer is None:
+                    continue
+            stats.documents_used += 1
+            pending.append(doc)
+        # Keep at least one chunk in hand so the last chunk never runs short of "other" documents.
+        while len(pending) >= 2 * config.chunk_documents:
+            yield from run_chunk(pending[:config.chunk_documents])
+            pending = pending[config.chunk_documents:]
+            chunk_index += 1
+    if packer is None and chunk_index == 0 and len(pending) < 2:
+        raise JaxbertError(f"format {config.format!r} needs at least 2 documents of 2 or more sentences, found "
+                           f"{len(pending)}; separate documents with blank lines or use format='full_sentences'")
+    if pending:
+        yield from run_chunk(pending)
+    if packer is not None:
+        yield from packer.finish()
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _pair_examples(
+    docs: list[TokenizedDocument],
+    doc_index: int,
+    rng: random.Random,
+    config: ExampleConfig,
+    special: SpecialTokens,
+    stats: ExampleStats,
+) -> Iterator[dict[str, np.ndarray]]:
+    """NSP or SOP examples of one document (the chunking loop of BERT's create_instances_from_document)."""
+    doc = docs[doc_index]
+    max_num_tokens = config.max_seq_len - 3
+    # As in BERT, the short-sequence choice is made once per document.
+    target = rng.randint(2, max_num_tokens) if rng.random() < config.short_seq_prob else max_num_tokens
+    first = 0  # first sentence of the current chunk
+    i = 0
+    num_sentences = len(doc.ends)
+    while i < num_sentences:
+        chunk_start = doc.start(first)
+        if i == num_sentences - 1 or doc.ends[i] - chunk_start >= target:
+            chunk_end = doc.ends[i]
+            n_segments = i - first + 1
+            if n_segments == 1 and chunk_end - chunk_start < 2:
+                stats.skipped_chunks += 1
+                first = i = i + 1
+                continue
+            label = int(rng.random() < 0.5)
+            if n_segments >= 2:
+                a_end_sentence = first + rng.randint(1, n_segments - 1)  # A = sentences first..a_end_sentence-1
+                a = (chunk_start, doc.start(a_end_sentence))
+            else:  # one long sentence: split it at a random token so A and B are still consecutive
+                a_end_sentence = i + 1
+                a = (chunk_start, chunk_start + rng.randint(1, chunk_end - chunk_start - 1))
+            a_tokens, b_tokens = doc.tokens, doc.tokens
+            if config.format == "nsp" and label:
+                b_doc = _other_document(docs, doc_index, rng)
+                b_tokens = b_doc.tokens
+                if n_segments == 1:  # as in BERT, a lone sentence is all of A
+                    a = (chunk_start, chunk_end)
+                b_first = rng.randint(0, len(b_doc.ends) - 1)
+                b_start = b_doc.start(b_first)
+                # Extend B sentence by sentence until it reaches the length A leaves free.
+                want = b_start + max(target - (a[1] - a[0]), 1)
+                b_last = min(bisect.bisect_left(b_doc.ends, want, lo=b_first), len(b_doc.ends) - 1)
+                b = (b_start, b_doc.ends[b_last])
+                # Sentences of the chunk not used in A go back to the document for the next chunk.
+                i = a_end_sentence - 1
+            else:
+                b = (a[1], chunk_end)
+                if config.format == "sop" and label:
+                    a, b = b, a
+            a, b = _truncate_pair(a, b, max_num_tokens, rng)
+            yield pair_example(a_tokens[a[0]:a[1]], b_tokens[b[0]:b[1]], label, config, special, stats)
+            first = i + 1
+        i += 1
+
+
+def _other_document(docs: list[TokenizedDocument], doc_index: int, rng: random.Random) -> TokenizedDocument:
+    other = rng.randrange(len(docs) - 1)
+    return docs[other + (other >= doc_index)]
+
+
+def truncated_lengths(len_a: int, len_b: int, max_num_tokens: int) -> tuple[int, int]:
+    """Lengths after BERT's truncate_seq_pair: drop one token at a time from the longer side (B on ties)."""
+    excess = len_a + len_b - max_num_tokens
+    if excess <= 0:
+        return len_a, len_b
+    cut = min(excess, abs(len_a - len_b))
+    if len_a > len_b:
+        len_a -= cut
+    else:
+        len_b -= cut
+    excess -= cut
+    return len_a - excess // 2, len_b - (excess + 1) // 2
+
+
+def _truncate_pair(
+    a: tuple[int, int], b: tuple[int, int], max_num_tokens: int, rng: random.Random
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Truncate two spans like BERT: each dropped token comes off the front or the back with probability 1/2."""
+    new_a, new_b = truncated_lengths(a[1] - a[0], b[1] - b[0], max_num_tokens)
+    out = []
+    for (start, end), new_len in ((a, new_a), (b, new_b)):
+        drop = end - start - new_len
+        # The number taken off the front is Binomial(drop, 1/2): a popcount of `drop` random bits.
+        front = rng.getrandbits(drop).bit_count() if drop else 0
+        out.append((start + front, start + front + new_len))
+    return out[0], out[1]
+
+
+def pair_example(
+    tokens_a: np.ndarray,
+    tokens_b: np.ndarray,
+    label: int,
+    config: ExampleConfig,
+    special: SpecialTokens,
+    stats: ExampleStats | None = None,
+) -> dict[str, np.ndarray]:
+    """`[CLS] A [SEP] B [SEP]` padded to max_seq_len, with segment ids 0 for CLS/A/SEP and 1 for B/SEP."""
+    la, lb = len(tokens_a), len(tokens_b)
+    length = la + lb + 3
+    if length > config.max_seq_len:
+        raise ExampleConfigError(f"segments of {la} + {lb} tokens do not fit max_seq_len={config.max_seq_len}")
+    stats = stats if stats is not None else ExampleStats()
+    input_ids = np.full(config.max_seq_len, special.pad, np.int32)
+    input_ids[0] = special.cls
+    input_ids[1:la + 1] = tokens_a
+    input_ids[la + 1] = special.sep
+    input_ids[la + 2:length - 1] = tokens_b
+    input_ids[length - 1] = special.sep
+    token_type_ids = np.zeros(config.max_seq_len, np.int32)
+    token_type_ids[la + 2:length] = 1
+    stats.examples += 1
+    stats.tokens += length
+    stats.padding_tokens += config.max_seq_len - length
+    stats.positive_labels += label
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "length": np.int32(length),
+            config.label_field: np.int32(label)}
+
+
+class _FullSentencePacker:
+    """Packs documents into `<s> block </s>` examples; a separator goes between consecutive documents."""
+
+    def __init__(self, max_seq_len: int, special: SpecialTokens, stats: ExampleStats):
+        self.max_seq_len = max_seq_len
+        self.block = max_seq_len - 2
+        self.special = special
+        self.stats = stats
+        self.pending: list[np.ndarray] = []
+        self.pending_len = 0
+        self.started = False
+        self.separator = np.array([special.sep], np.int32)
+
+    def add(self, tokens: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+        if self.started:
+            self.pending.append(self.separator)
+            self.pending_len += 1
+        self.started = True
+        self.pending.append(tokens)
+        self.pending_len += len(tokens)
+        if self.pending_len >= self.block:
+            stream = np.concatenate(self.pending)
+            full = len(stream) // self.block * self.block
+            for k in range(0, full, self.block):
+                yield self._record(stream[k:k + self.block])
+            self.pending = [stream[full:]]
+            self.pending_len = len(stream) - full
+
+    def finish(self) -> Iterator[dict[str, np.ndarray]]:
+        if self.pending_len:
+            yield self._record(np.concatenate(self.pending))
+        self.pending, self.pending_len = [], 0
+
+    def _record(self, content: np.ndarray) -> dict[str, np.ndarray]:
+        length = len(content) + 2
+        input_ids = np.full(self.max_seq_len, self.special.pad, np.int32)
+        input_ids[0] = self.special.cls
+        input_ids[1:length - 1] = content
+        input_ids[length - 1] = self.special.sep
+        self.stats.examples += 1
+        self.stats.tokens += length
+        self.stats.padding_tokens += self.max_seq_len - length
+        return {"input_ids": input_ids, "token_type_ids": np.zeros(self.max_seq_len, np.int32),
+                "length": np.int32(length)}

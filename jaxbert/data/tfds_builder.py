@@ -1,0 +1,218 @@
+"""Build a pretraining dataset (TFDS, array_record files) from a corpus, with no TensorFlow needed.
+
+The dataset is a TFDS GeneratorBasedBuilder written with `file_format="array_record"`: TFDS's numpy
+example serializer and array_record writer run without TensorFlow (checked with TF absent). Records keep
+creation order (TFDS shuffling is off; the loader shuffles). The finished directory holds TFDS's
+dataset_info.json / features.json, the array_record shards and `jaxbert_pretraining.json` (the example
+config, the tokenizer's special ids and the build summary), so `tfds.builder_from_directory(out_dir)` and
+`jaxbert.data.loader` both open it.
+
+Atomic: everything is written to a hidden sibling `.NAME.incomplete-XXXX` and renamed to `out_dir` at the
+end, so a killed build leaves no directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxbert.data.corpus import CorpusStats, read_documents, resolve_corpus_paths
+from jaxbert.data.pretraining import ExampleConfig, ExampleStats, create_examples, record_fields
+from jaxbert.errors import JaxbertError
+from jaxbert.tokenize.base import Tokenizer
+
+log = logging.getLogger(__name__)
+
+META_FILE = "jaxbert_pretraining.json"
+BUILDER_VERSION = "1.0.0"
+SPLIT = "train"
+
+
+class DatasetBuildError(JaxbertError, RuntimeError):
+    """A pretraining dataset cannot be built or opened; the message names the directory and the fix."""
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    """What a build read, skipped and wrote (also stored in the dataset's jaxbert_pretraining.json)."""
+
+    format: str
+    max_seq_len: int
+    corpus: CorpusStats
+    examples: ExampleStats
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildSummary:
+        return cls(format=d["format"], max_seq_len=d["max_seq_len"], corpus=CorpusStats(**d["corpus"]),
+                   examples=ExampleStats(**d["examples"]), seconds=d.get("seconds", 0.0))
+
+    def describe(self) -> str:
+        c, e = self.corpus, self.examples
+        return (f"{e.examples} {self.format} examples of {self.max_seq_len} tokens ({e.tokens} real tokens, "
+                f"{e.padding_tokens} padding) from {c.files} files, {c.documents} documents, {c.sentences} "
+                f"sentences; skipped {c.empty_documents + e.empty_documents} empty documents, "
+                f"{e.single_sentence_documents} one-sentence documents"
+                f"{' (skipped)' if self.format != 'full_sentences' else ' (kept)'}, {e.skipped_chunks} one-token "
+                f"chunks; {c.replaced_lines} lines had invalid UTF-8 replaced; {self.seconds:.1f} s")
+
+
+def build_pretraining_dataset(
+    corpus_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    tokenizer: Tokenizer,
+    out_dir: str | os.PathLike,
+    format: str = "nsp",
+    max_seq_len: int = 128,
+    seed: int = 0,
+    dupe_factor: int = 1,
+    short_seq_prob: float = 0.1,
+    *,
+    text_field: str = "text",
+    errors: str = "strict",
+    chunk_documents: int = 50_000,
+    overwrite: bool = False,
+) -> BuildSummary:
+    """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
+
+    If `out_dir` already holds a dataset built with the same options and tokenizer it is reused (its summary
+    is returned); a different one raises unless `overwrite=True`.
+    """
+    config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
+                           dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents)
+    paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
+    out = Path(out_dir)
+    corpus = [p if p.startswith("tfds:") else os.path.abspath(p) for p in paths]
+    options = {"corpus": corpus, "example_config": dataclasses.asdict(config), "text_field": text_field,
+               "errors": errors, "special": dataclasses.asdict(tokenizer.special),
+               "vocab_size": int(tokenizer.vocab_size), "tokenizer_kind": tokenizer.kind}
+    existing = _existing_meta(out)
+    if existing is not None and not overwrite:
+        if existing["options"] == json.loads(json.dumps(options)):
+            log.info("reusing pretraining dataset %s", out)
+            return BuildSummary.from_dict(existing["summary"])
+        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options; "
+                                "pass overwrite=True or choose another output directory")
+    if out.exists() and existing is None and any(out.iterdir()):
+        raise DatasetBuildError(f"{out} exists and is not a jaxbert pretraining dataset; remove it or choose "
+                                "another output directory")
+
+    corpus_stats, example_stats = CorpusStats(), ExampleStats()
+
+    def examples() -> Iterator[dict[str, np.ndarray]]:
+        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats)
+        yield from create_examples(documents, tokenizer, config, example_stats)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
+    start = time.perf_counter()
+    try:
+        built = _write_tfds(examples, record_fields(config), tmp)
+        if example_stats.examples == 0:
+            raise DatasetBuildError(f"corpus {', '.join(paths)} gave no {format} examples; check that it holds "
+                                    "text (documents separated by blank lines)")
+        summary = BuildSummary(format, max_seq_len, corpus_stats, example_stats, time.perf_counter() - start)
+        meta = {"options": options, "summary": summary.to_dict(), "fields": record_fields(config)}
+        (built / META_FILE).write_text(json.dumps(meta, indent=2))
+        _replace_dir(built, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("built %s: %s", out, summary.describe())
+    return summary
+
+
+def read_dataset_meta(data_dir: str | os.PathLike) -> dict[str, Any]:
+    """The jaxbert_pretraining.json of a finished dataset; a clear error for anything else."""
+    meta = _existing_meta(Path(data_dir))
+    if meta is None:
+        raise DatasetBuildError(f"{data_dir} is not a complete jaxbert pretraining dataset (no {META_FILE}); "
+                                "build it with build_pretraining_dataset")
+    return meta
+
+
+def _existing_meta(out: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out / META_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as e:
+        raise DatasetBuildError(f"{out / META_FILE} is unreadable ({e}); rebuild the dataset") from None
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move `src` to `dst`; an old `dst` is moved aside first and removed only once `src` is in place."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_tfds(
+    examples: Callable[[], Iterator[dict[str, np.ndarray]]],
+    fields: dict[str, tuple[int, ...]],
+    data_dir: Path,
+) -> Path:
+    """Write the examples as TFDS split "train" in array_record format under data_dir; return the dataset dir."""
+    import tensorflow_datasets as tfds  # imported here: corpus reading and loading need no TFDS builder
+
+    builder_cls = _builder_class(tfds)
+    builder = builder_cls(examples=examples, fields=fields, data_dir=str(data_dir), file_format="array_record")
+    builder.download_and_prepare(
+        download_dir=str(data_dir / "downloads"),
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+    )
+    return Path(builder.data_dir)
+
+
+_BUILDER_CLASS = None
+
+
+def _builder_class(tfds: Any) -> type:
+    """The GeneratorBasedBuilder subclass, defined once (TFDS registers builder classes by name)."""
+    global _BUILDER_CLASS
+    if _BUILDER_CLASS is not None:
+        return _BUILDER_CLASS
+
+    class JaxbertPretraining(tfds.core.GeneratorBasedBuilder):
+        """Pretraining examples of int32 token ids (see jaxbert.data.pretraining)."""
+
+        VERSION = tfds.core.Version(BUILDER_VERSION)
+        # Creation order is kept (and is deterministic); the loader shuffles with its own seed.
+        disable_shuffling = True
+        # No checksums file: skips TFDS's package-path lookup, which needs the absent importlib_resources.
+        code_path = None
+
+        def __init__(self, *, examples: Callable[[], Iterator[dict[str, np.ndarray]]],
+                     fields: dict[str, tuple[int, ...]], **kwargs: Any):
+            self._examples = examples
+            self._fields = fields
+            super().__init__(**kwargs)
+
+        def _info(self) -> Any:
+            features = tfds.features.FeaturesDict(
+                {name: tfds.features.Tensor(shape=shape, dtype=np.int32) for name, shape in self._fields.items()})
+            return tfds.core.DatasetInfo(builder=self, description=self.__doc__, features=features)
+
+        def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
+            return {SPLIT: self._generate_examples()}
+
+        def _generate_examples(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+            yield from enumerate(self._examples())
+
+    _BUILDER_CLASS = JaxbertPretraining
+    return _BUILDER_CLASS
