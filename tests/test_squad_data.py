@@ -59,9 +59,16 @@ def test_reads_the_whole_sample(sample):
     assert sum(any(ord(c) > 127 for c in e.context) for e in subset) > 1000
 
 
+_BOUNDS: dict[str, tuple[set[int], set[int]]] = {}
+
+
 def _token_bounds(reference_tok, context: str) -> tuple[set[int], set[int]]:
+    """Character positions where the reference tokenizer's tokens of `context` start and end."""
+    if context in _BOUNDS:
+        return _BOUNDS[context]
     offsets = reference_tok(context, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return {s for s, _ in offsets}, {e for _, e in offsets}
+    _BOUNDS[context] = {s for s, _ in offsets}, {e for _, e in offsets}
+    return _BOUNDS[context]
 
 
 def test_gold_answers_come_back_through_offsets_in_every_window(windows, reference_tok):
