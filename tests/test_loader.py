@@ -100,13 +100,33 @@ def test_build_writes_an_array_record_tfds_dataset_without_tensorflow(dataset):
     assert ex["input_ids"].shape == (64,) and ex["input_ids"][0] == 101
 
 
-def test_rebuilding_reuses_refuses_or_overwrites(dataset, corpus, tok):
-    out, summary = dataset
+def test_loader_decoding_matches_tfds_decoding(dataset):
+    """The loader parses records itself (faster); every record must equal TFDS's own decoding."""
+    import tensorflow_datasets as tfds
+
+    out, _ = dataset
+    source = tfds.builder_from_directory(str(out)).as_data_source(split="train")
+    rows = _rows(make_pretraining_loader(out, global_batch_size=1, shuffle=False, num_epochs=1))
+    assert rows == _rows([{k: np.asarray(v)[None] for k, v in source[i].items()} for i in range(len(source))])
+    first = next(make_pretraining_loader(out, global_batch_size=1, shuffle=False))
+    assert int(first["attention_mask"].sum()) == int(source[0]["length"])
+
+
+def test_rebuilding_reuses_refuses_or_overwrites(corpus, tok, tmp_path):
+    out = tmp_path / "ds"
+    summary = build_pretraining_dataset([corpus], tok, out, format="sop", max_seq_len=32, seed=0)
     mtime = (out / META_FILE).stat().st_mtime_ns
-    again = build_pretraining_dataset([corpus], tok, out, format="nsp", max_seq_len=64, seed=0)
+    again = build_pretraining_dataset([corpus], tok, out, format="sop", max_seq_len=32, seed=0)
     assert again.to_dict() == summary.to_dict() and (out / META_FILE).stat().st_mtime_ns == mtime
     with pytest.raises(DatasetBuildError, match="other options; pass overwrite=True"):
-        build_pretraining_dataset([corpus], tok, out, format="nsp", max_seq_len=64, seed=1)
+        build_pretraining_dataset([corpus], tok, out, format="sop", max_seq_len=32, seed=1)
+    build_pretraining_dataset([corpus], tok, out, format="sop", max_seq_len=32, seed=1, overwrite=True)
+    assert read_dataset_meta(out)["options"]["example_config"]["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no temp or old directories left
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetBuildError, match="not a jaxbert pretraining dataset"):
+        build_pretraining_dataset([corpus], tok, tmp_path / "other")
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path, corpus, tok):

@@ -79,6 +79,7 @@ class ExampleStats:
     """Counts gathered while creating examples."""
 
     documents_used: int = 0
+    corpus_tokens: int = 0  # tokens of the documents used, counted once whatever the dupe_factor
     empty_documents: int = 0  # no tokens after tokenization: skipped
     single_sentence_documents: int = 0  # skipped by the pair formats (nsp, sop), used by full_sentences
     skipped_chunks: int = 0  # pair chunks of a single one-token sentence: no pair can be cut from them
@@ -178,6 +179,7 @@ def create_examples(
                 if packer is None:
                     continue
             stats.documents_used += 1
+            stats.corpus_tokens += len(doc.tokens)
             pending.append(doc)
         # Keep at least one chunk in hand so the last chunk never runs short of "other" documents.
         while len(pending) >= 2 * config.chunk_documents:
