@@ -1,5 +1,28 @@
-"""Tokenizers: one protocol (base.Tokenizer), WordPiece / byte-level BPE on `tokenizers`, SentencePiece."""
+"""Tokenizers: one protocol (base.Tokenizer); WordPiece and byte-level BPE on `tokenizers`, SentencePiece on
+`sentencepiece`; loading them from a folder's files, training new vocabularies, a throughput benchmark."""
 
-from jaxbert.tokenize.base import SpecialTokens, Tokenizer
+from jaxbert.tokenize.base import SpecialTokens, Tokenizer, TokenizerError
+from jaxbert.tokenize.bench import benchmark_encode
+from jaxbert.tokenize.bpe import BPETokenizer
+from jaxbert.tokenize.corpus import CorpusError, iter_corpus
+from jaxbert.tokenize.load import check_vocab_matches, find_tokenizer, load_tokenizer
+from jaxbert.tokenize.spiece import SentencePieceTokenizer
+from jaxbert.tokenize.train import KINDS, train_vocab
+from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
-__all__ = ["SpecialTokens", "Tokenizer"]
+__all__ = [
+    "KINDS",
+    "BPETokenizer",
+    "CorpusError",
+    "SentencePieceTokenizer",
+    "SpecialTokens",
+    "Tokenizer",
+    "TokenizerError",
+    "WordPieceTokenizer",
+    "benchmark_encode",
+    "check_vocab_matches",
+    "find_tokenizer",
+    "iter_corpus",
+    "load_tokenizer",
+    "train_vocab",
+]

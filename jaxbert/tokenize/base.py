@@ -8,6 +8,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from jaxbert.errors import JaxbertError
+
+
+class TokenizerError(JaxbertError, ValueError):
+    """Bad tokenizer files or bad tokenizer input; the message names the thing and the fix."""
+
 
 @dataclass(frozen=True)
 class SpecialTokens:
@@ -22,6 +28,10 @@ class SpecialTokens:
     def all(self) -> tuple[int, ...]:
         return (self.pad, self.unk, self.cls, self.sep, self.mask)
 
+    def added(self) -> tuple[int, ...]:
+        """The ids a template adds or padding fills (every special but unk, which stands for text)."""
+        return (self.pad, self.cls, self.sep, self.mask)
+
 
 @runtime_checkable
 class Tokenizer(Protocol):
@@ -29,7 +39,7 @@ class Tokenizer(Protocol):
 
     `__call__` follows the contract of DESIGN.md: it returns a dict of numpy int32 arrays
     `input_ids`, `attention_mask`, `token_type_ids` (optionally `offset_mapping` [N, T, 2],
-    `special_tokens_mask`, `word_starts`).
+    `special_tokens_mask`, `word_starts`), always two-dimensional [N, T], even for one text.
     """
 
     kind: str  # "wordpiece" | "bpe" | "sentencepiece"
@@ -46,6 +56,8 @@ class Tokenizer(Protocol):
         padding: str | bool = "max_length",
         truncation: bool = True,
         return_offsets: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_word_starts: bool = False,
     ) -> dict[str, np.ndarray]: ...
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
@@ -54,6 +66,10 @@ class Tokenizer(Protocol):
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
 
-    def word_starts(self, ids: Sequence[int]) -> np.ndarray: ...
+    def word_starts(self, ids: Sequence[int] | np.ndarray) -> np.ndarray: ...
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]: ...
+
+    def token_to_id(self, token: str) -> int | None: ...
 
     def save(self, directory: str) -> None: ...

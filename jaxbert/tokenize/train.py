@@ -1,0 +1,165 @@
+"""Training new vocabularies: WordPiece and byte-level BPE with `tokenizers`, unigram with `sentencepiece`."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import sentencepiece as spm
+from tokenizers.implementations import BertWordPieceTokenizer, ByteLevelBPETokenizer
+
+from jaxbert.tokenize.albert_text import albert_clean_text
+from jaxbert.tokenize.base import Tokenizer, TokenizerError
+from jaxbert.tokenize.bpe import BPE_SPECIALS, BPETokenizer
+from jaxbert.tokenize.corpus import CorpusError, corpus_files, iter_corpus
+from jaxbert.tokenize.load import load_tokenizer
+from jaxbert.tokenize.spiece import SPM_SPECIALS, SentencePieceTokenizer
+from jaxbert.tokenize.wordpiece import WORDPIECE_SPECIALS, WordPieceTokenizer
+
+KINDS = ("wordpiece", "bpe", "sentencepiece")
+# Smallest sizes that still hold the special tokens and (byte-level BPE) all 256 bytes.
+MIN_SIZE = {"wordpiece": 6, "bpe": 256 + len(BPE_SPECIALS), "sentencepiece": 6}
+
+
+def _train_wordpiece(lines, size, out, lowercase, strip_accents, min_frequency, limit_alphabet) -> Tokenizer:
+    trainer = BertWordPieceTokenizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase
+    )
+    specials = [WORDPIECE_SPECIALS[r] for r in ("pad", "unk", "cls", "sep", "mask")]
+    trainer.train_from_iterator(
+        lines,
+        vocab_size=size,
+        min_frequency=min_frequency,
+        limit_alphabet=limit_alphabet,
+        special_tokens=specials,
+        show_progress=False,
+    )
+    vocab = trainer.get_vocab()
+    text = "".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]))
+    (out / "vocab.txt").write_text(text, encoding="utf-8")
+    return WordPieceTokenizer.from_vocab_file(out / "vocab.txt", lowercase=lowercase, strip_accents=strip_accents)
+
+
+def _train_bpe(lines, size, out, min_frequency) -> Tokenizer:
+    trainer = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    # RoBERTa's layout: <s> <pad> </s> <unk> at 0..3, the merges, and <mask> as the last id.
+    first = [BPE_SPECIALS[r] for r in ("cls", "pad", "sep", "unk")]
+    trainer.train_from_iterator(
+        lines,
+        vocab_size=size - 1,
+        min_frequency=min_frequency,
+        special_tokens=first,
+        show_progress=False,
+    )
+    trainer._tokenizer.model.save(str(out))
+    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+    vocab[BPE_SPECIALS["mask"]] = max(vocab.values()) + 1
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return BPETokenizer.from_files(out / "vocab.json", out / "merges.txt")
+
+
+def _train_sentencepiece(lines, size, out, lowercase, strip_accents, character_coverage) -> Tokenizer:
+    keep_accents = not strip_accents
+    failure: list[BaseException] = []
+
+    def sentences():
+        # The model learns from text cleaned exactly as it will be encoded (AlbertTokenizer's clean-up).
+        # SentencePiece reports errors of this iterator as a bare RuntimeError: keep ours for the user.
+        try:
+            for line in lines:
+                cleaned = albert_clean_text(line, lowercase, keep_accents)
+                if cleaned:
+                    yield cleaned
+        except Exception as e:
+            failure.append(e)
+            raise
+
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=sentences(),
+            model_writer=model,
+            vocab_size=size,
+            model_type="unigram",
+            pad_id=0,
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+            control_symbols=[SPM_SPECIALS[r] for r in ("cls", "sep", "mask")],
+            character_coverage=character_coverage,
+            num_threads=1,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        if failure:
+            raise failure[0] from None
+        raise TokenizerError(
+            f"SentencePiece training failed: {str(e).splitlines()[0]} (check --size against the corpus)"
+        ) from e
+    (out / "spiece.model").write_bytes(model.getvalue())
+    return SentencePieceTokenizer(out / "spiece.model", lowercase=lowercase, keep_accents=keep_accents)
+
+
+def train_vocab(
+    corpus_paths: str | Path | Iterable[str | Path],
+    kind: str,
+    size: int,
+    out_dir: str | Path,
+    lowercase: bool | None = None,
+    strip_accents: bool | None = None,
+    *,
+    min_frequency: int = 2,
+    limit_alphabet: int = 1000,
+    character_coverage: float = 0.9995,
+    errors: str = "strict",
+) -> Tokenizer:
+    """Trains a `kind` vocabulary of `size` ids on the corpus files and saves it to `out_dir`.
+
+    kind "wordpiece": BERT's WordPiece ([PAD] [UNK] [CLS] [SEP] [MASK] at ids 0..4, CJK characters
+    split, `lowercase` default True). "bpe": RoBERTa's byte-level BPE (<s> <pad> </s> <unk> at 0..3,
+    <mask> last; always cased). "sentencepiece": an ALBERT unigram model (<pad>=0 <unk>=1 [CLS]=2
+    [SEP]=3 [MASK]=4; `lowercase` default True). `strip_accents` defaults to `lowercase`, as in BERT.
+    `errors="replace"` swaps bytes that are not UTF-8 for U+FFFD instead of stopping at them.
+    Returns the trained tokenizer; out_dir gets the files `load_tokenizer` and transformers read.
+    """
+    if kind not in KINDS:
+        raise TokenizerError(f"vocabulary kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not isinstance(size, int) or size < MIN_SIZE[kind]:
+        raise TokenizerError(f"a {kind} vocabulary needs size >= {MIN_SIZE[kind]}, got {size!r}")
+    if lowercase is None:
+        lowercase = kind != "bpe"
+    if kind == "bpe" and lowercase:
+        raise TokenizerError("byte-level BPE vocabularies are cased (as RoBERTa's); train without lowercase")
+    strip_accents = lowercase if strip_accents is None else strip_accents
+    paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else list(corpus_paths)
+    corpus_files(paths)  # missing paths fail here, before any training starts
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = iter_corpus(paths, errors)
+    first = next(lines, None)
+    if first is None:
+        raise CorpusError(f"the corpus {', '.join(map(str, paths))} has no text lines")
+    lines = itertools.chain([first], lines)
+    # Train into a scratch folder beside out_dir and move the files over only when all went well.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        if kind == "wordpiece":
+            trained = _train_wordpiece(lines, size, scratch, lowercase, strip_accents, min_frequency, limit_alphabet)
+        elif kind == "bpe":
+            trained = _train_bpe(lines, size, scratch, min_frequency)
+        else:
+            trained = _train_sentencepiece(lines, size, scratch, lowercase, strip_accents, character_coverage)
+        final = scratch / "final"
+        trained.save(final)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in final.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return load_tokenizer(out)
