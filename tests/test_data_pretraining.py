@@ -420,9 +420,11 @@ def test_empty_and_one_sentence_documents_are_counted_and_skipped_for_pairs(bert
     assert packed.single_sentence_documents == 1 and packed.documents_used == 3
 
 
-def test_pair_formats_need_two_usable_documents(bert_tok):
-    with pytest.raises(JaxbertError, match="needs at least 2 documents"):
-        list(create_examples([["Only.", "One doc."], ["Single."]], bert_tok, ExampleConfig(format="nsp")))
+def test_nsp_needs_two_usable_documents_sop_does_not(bert_tok):
+    docs = [["Only one document.", "With two sentences."], ["Single."]]
+    with pytest.raises(JaxbertError, match="'nsp' needs at least 2 documents"):
+        list(create_examples(docs, bert_tok, ExampleConfig(format="nsp")))
+    assert len(list(create_examples(docs, bert_tok, ExampleConfig(format="sop")))) == 1
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -288,3 +288,26 @@ def test_corpus_to_global_arrays_end_to_end(corpus, tok, tmp_path):
     per_field = to_global(local, {k: NamedSharding(mesh, P("data")) for k in local})
     assert per_field.keys() == glob.keys()
     loader.close()
+
+
+def test_to_global_splits_the_batch_over_a_four_device_mesh(dataset):
+    """On 4 (fake CPU) devices each device holds its quarter of the batch: run in a fresh process."""
+    out, _ = dataset
+    script = textwrap.dedent(f"""
+        import jax, numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        from jaxbert.data.loader import make_pretraining_loader, to_global
+        assert jax.device_count() == 4
+        mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("data", "fsdp"))
+        local = next(make_pretraining_loader({str(out)!r}, global_batch_size=8, seed=0))
+        batch = to_global(local, NamedSharding(mesh, P(("data", "fsdp"))))
+        for name, arr in batch.items():
+            assert arr.shape == local[name].shape and len(arr.addressable_shards) == 4
+            for shard in arr.addressable_shards:
+                assert shard.data.shape[0] == 2
+                np.testing.assert_array_equal(np.asarray(shard.data), local[name][shard.index])
+        print("ok")
+    """)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -186,9 +186,10 @@ def create_examples(
             yield from run_chunk(pending[:config.chunk_documents])
             pending = pending[config.chunk_documents:]
             chunk_index += 1
-    if packer is None and chunk_index == 0 and len(pending) < 2:
-        raise JaxbertError(f"format {config.format!r} needs at least 2 documents of 2 or more sentences, found "
-                           f"{len(pending)}; separate documents with blank lines or use format='full_sentences'")
+    if config.format == "nsp" and chunk_index == 0 and len(pending) < 2:
+        # "Random next" segments come from another document.
+        raise JaxbertError(f"format 'nsp' needs at least 2 documents of 2 or more sentences, found {len(pending)}; "
+                           "separate documents with blank lines, or use format 'sop' or 'full_sentences'")
     if pending:
         yield from run_chunk(pending)
     if packer is not None:
