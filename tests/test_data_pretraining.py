@@ -26,37 +26,16 @@ from jaxbert.data.pretraining import (
     truncated_lengths,
 )
 from jaxbert.errors import JaxbertError
+from jaxbert.tokenize import load_tokenizer
 from jaxbert.tokenize.base import SpecialTokens
 
 # Two-sided normal bound for a binomial count: |k - n/2| <= Z * sqrt(n)/2 fails a fair coin with p < 1e-4.
 Z = 3.9
 
 
-class HFTokenizerAdapter:
-    """The part of jaxbert's Tokenizer protocol example creation uses, over a `tokenizers.Tokenizer`."""
-
-    def __init__(self, backend: HFTokenizer, kind: str, names: dict[str, str]):
-        self.backend = backend
-        backend.no_padding()
-        backend.no_truncation()
-        self.kind = kind
-        vocab = backend.get_vocab()
-        self.special = SpecialTokens(**{role: vocab[token] for role, token in names.items()})
-
-    @property
-    def vocab_size(self) -> int:
-        return self.backend.get_vocab_size()
-
-    def encode_batch(self, texts, add_special_tokens=False):
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
-
-
-BERT_NAMES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
-
-
 @pytest.fixture(scope="module")
 def bert_tok(minilm_dir):
-    return HFTokenizerAdapter(HFTokenizer.from_file(str(minilm_dir / "tokenizer.json")), "wordpiece", BERT_NAMES)
+    return load_tokenizer(minilm_dir)
 
 
 @pytest.fixture(scope="module")
@@ -323,12 +302,7 @@ def test_truncated_lengths_match_berts_token_by_token_loop(la, lb, max_tokens):
 
 @pytest.fixture(scope="module")
 def roberta_tok(shared_data):
-    from tokenizers import ByteLevelBPETokenizer
-
-    vocab = shared_data / "vocab" / "roberta-base"
-    backend = ByteLevelBPETokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"))
-    return HFTokenizerAdapter(backend, "bpe", {"pad": "<pad>", "unk": "<unk>", "cls": "<s>", "sep": "</s>",
-                                               "mask": "<mask>"})
+    return load_tokenizer(shared_data / "vocab" / "roberta-base")  # byte-level BPE: <s>, </s>, <pad>
 
 
 @pytest.mark.parametrize("dupe_factor", [1, 2])

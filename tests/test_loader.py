@@ -10,47 +10,22 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-from tokenizers import Tokenizer as HFTokenizer
 
 from jaxbert.data.corpus import CorpusError
 from jaxbert.data.loader import LoaderError, make_pretraining_loader, to_global
 from jaxbert.data.tfds_builder import META_FILE, DatasetBuildError, build_pretraining_dataset, read_dataset_meta
-from jaxbert.tokenize.base import SpecialTokens
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-class WordPieceAdapter:
-    """The part of jaxbert's Tokenizer protocol the builder uses, over MiniLM's real tokenizer.json."""
-
-    kind = "wordpiece"
-
-    def __init__(self, minilm_dir: Path):
-        self.backend = HFTokenizer.from_file(str(minilm_dir / "tokenizer.json"))
-        self.backend.no_padding()
-        self.backend.no_truncation()
-        v = self.backend.get_vocab()
-        self.special = SpecialTokens(pad=v["[PAD]"], unk=v["[UNK]"], cls=v["[CLS]"], sep=v["[SEP]"],
-                                     mask=v["[MASK]"])
-
-    @property
-    def vocab_size(self) -> int:
-        return self.backend.get_vocab_size()
-
-    def encode_batch(self, texts, add_special_tokens=False):
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+from jaxbert.tokenize import load_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tok(minilm_dir):
-    return WordPieceAdapter(minilm_dir)
+    return load_tokenizer(minilm_dir)
 
 
 @pytest.fixture(scope="module")
@@ -146,18 +121,20 @@ def test_killed_build_never_looks_complete(tmp_path, corpus, minilm_dir):
     """SIGKILL in the middle of writing: the output directory does not exist and the loader refuses it."""
     out = tmp_path / "ds"
     script = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(REPO / "tests")!r})
-        from test_loader import WordPieceAdapter
+        import time
         from jaxbert.data.tfds_builder import build_pretraining_dataset
-        from pathlib import Path
+        from jaxbert.tokenize import load_tokenizer
 
-        class Slow(WordPieceAdapter):
-            def encode_batch(self, texts, add_special_tokens=False):
-                print("encoding", flush=True)
-                time.sleep(30)
+        tok = load_tokenizer({str(minilm_dir)!r})
+        real_encode = tok.encode_batch
 
-        build_pretraining_dataset([{str(corpus)!r}], Slow(Path({str(minilm_dir)!r})), {str(out)!r})
+        def slow_encode(texts, add_special_tokens=False):  # stalls mid-build, inside the writer
+            print("encoding", flush=True)
+            time.sleep(30)
+            return real_encode(texts, add_special_tokens)
+
+        tok.encode_batch = slow_encode
+        build_pretraining_dataset([{str(corpus)!r}], tok, {str(out)!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "JAX_PLATFORMS": "cpu"})
