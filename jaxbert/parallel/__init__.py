@@ -1,1 +1,22 @@
-"""jaxbert.parallel."""
+"""Mesh creation, logical-axis sharding rules, sharded init and multi-process start-up."""
+
+from jaxbert.parallel.distributed import maybe_initialize_distributed, multi_process_env
+from jaxbert.parallel.mesh import MESH_AXES, MeshError, create_mesh, data_parallel_size, resolve_mesh_shape
+from jaxbert.parallel.sharding import (
+    LOGICAL_RULES,
+    activation_sharding,
+    batch_sharding,
+    bytes_per_device,
+    fit_spec,
+    host_to_global,
+    like_params_shardings,
+    logical_to_sharding,
+    replicated,
+    sharded_init,
+    tree_shardings,
+)
+
+__all__ = ["LOGICAL_RULES", "MESH_AXES", "MeshError", "activation_sharding", "batch_sharding", "bytes_per_device",
+           "create_mesh", "data_parallel_size", "fit_spec", "host_to_global", "like_params_shardings",
+           "logical_to_sharding", "maybe_initialize_distributed", "multi_process_env", "replicated",
+           "resolve_mesh_shape", "sharded_init", "tree_shardings"]

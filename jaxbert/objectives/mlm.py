@@ -1,0 +1,197 @@
+"""Masked-LM pretraining: BERT (MLM + NSP), RoBERTa (MLM only), ALBERT (MLM + SOP).
+
+Masking is dynamic and on device: every step draws a fresh 80/10/10 mask from the step's rng
+(jaxbert.data.masking), and the MLM head runs only at the masked positions (gather form,
+`max_predictions` per sequence), as in BERT's reference code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
+from jaxbert.data.masking import MaskingConfig, mask_tokens
+from jaxbert.model import EncoderModel, logical_axes
+from jaxbert.model.params import init_boxed
+from jaxbert.objectives.base import Metrics, Objective, PyTree, register_objective
+from jaxbert.tokenize.base import SpecialTokens
+
+PAIR_TASKS = ("nsp", "sop", "none")
+# The batch field holding each pair task's label (the pretraining data's names; 1 = random next / swapped).
+PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
+# BERT's uncased vocabulary layout: what a model without a tokenizer (benchmarks, tests) masks with.
+BERT_SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)
+
+
+def attention_mask_of(batch: Mapping[str, jax.Array], pad_id: int) -> jax.Array:
+    """1 for real tokens: the batch's attention_mask, else positions below `length`, else ids != pad."""
+    if "attention_mask" in batch:
+        return batch["attention_mask"].astype(jnp.int32)
+    ids = batch["input_ids"]
+    if "length" in batch:
+        return (jnp.arange(ids.shape[-1])[None, :] < batch["length"][:, None]).astype(jnp.int32)
+    return (ids != pad_id).astype(jnp.int32)
+
+
+def word_start_tables(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(continues[V], breaks_after[V]) bool tables for on-device whole-word boundaries.
+
+    Derived through the tokenizer's public `word_starts`: `v` continues a word when it is not a
+    start after [UNK]; `v` breaks after itself when a continuing piece following it is a start.
+    """
+    vocab = int(tokenizer.vocab_size)
+    ids = np.arange(vocab, dtype=np.int64)
+    unk = np.full(vocab, tokenizer.special.unk, dtype=np.int64)
+    continues = ~tokenizer.word_starts(np.stack([unk, ids], axis=1))[:, 1]
+    breaks_after = np.zeros(vocab, dtype=bool)
+    if continues.any():
+        piece = np.full(vocab, int(np.flatnonzero(continues)[0]), dtype=np.int64)
+        breaks_after = tokenizer.word_starts(np.stack([ids, piece], axis=1))[:, 1]
+    return continues, breaks_after
+
+
+def word_starts_on_device(ids: jax.Array, continues: jax.Array, breaks_after: jax.Array) -> jax.Array:
+    """bool [B, T]: tokens that begin a word, from the two vocabulary tables."""
+    starts = ~continues[ids]
+    starts = starts.at[:, 1:].set(starts[:, 1:] | breaks_after[ids[:, :-1]])
+    return starts.at[:, 0].set(True)
+
+
+def masked_lm_metrics(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, accuracy) over the weighted prediction slots; logits [B, P, V] float32."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    denom = jnp.maximum(weights.sum(), 1.0)
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    return (nll * weights).sum() / denom, (correct * weights).sum() / denom
+
+
+def pair_metrics(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, accuracy) of a 2-way sentence-pair classifier; logits [B, 2]."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    labels = labels.astype(jnp.int32)
+    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+    return nll.mean(), (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32).mean()
+
+
+def encoder_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
+    """Forward FLOPs per token of the embedding projection and encoder (matmuls, attention included)."""
+    h, i = cfg.hidden_size, cfg.intermediate_size
+    per_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_len * h
+    projection = 2 * cfg.embed_dim * h if cfg.embed_dim != h else 0
+    return float(cfg.num_layers * per_layer + projection)
+
+
+class MaskedLM(Objective):
+    """MLM with an optional sentence-pair task; loss = mlm_loss + pair_loss."""
+
+    name = "mlm"
+
+    def __init__(self, model_config: ModelConfig, masking: MaskingConfig, pair_task: str = "nsp",
+                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        if pair_task not in PAIR_TASKS:
+            raise ConfigError(f"config.objective.pair_task: unknown pair task {pair_task!r}; "
+                              f"use one of {', '.join(PAIR_TASKS)}")
+        if masking.vocab_size != model_config.vocab_size:
+            raise ConfigError(f"config.model.vocab_size: the model has {model_config.vocab_size} ids but the "
+                              f"tokenizer has {masking.vocab_size}; set vocab_size to the tokenizer's")
+        if masking.whole_word and word_tables is None:
+            raise ConfigError("config.objective.whole_word: whole-word masking needs the tokenizer's word "
+                              "boundaries; give a tokenizer or set whole_word=False")
+        heads = ("mlm",) + (() if pair_task == "none" else (pair_task,))
+        # The exported model holds exactly the heads this objective trains.
+        self.model_config = model_config.replace(heads=heads, pooler=model_config.pooler or pair_task != "none")
+        self.masking = masking
+        self.pair_task = pair_task
+        self.word_tables = word_tables
+
+    # ---- params ---------------------------------------------------------------------
+    def init(self, rng: jax.Array) -> PyTree:
+        import flax.linen as nn
+
+        return nn.unbox(init_boxed(self.model_config, rng))
+
+    def param_axes(self) -> PyTree:
+        return logical_axes(self.model_config)
+
+    # ---- loss -----------------------------------------------------------------------
+    def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
+             deterministic: bool = False) -> tuple[jax.Array, Metrics]:
+        del frozen
+        cfg = self.model_config
+        k_mask, k_dropout = jax.random.split(rng)
+        ids = batch["input_ids"].astype(jnp.int32)
+        attention = attention_mask_of(batch, cfg.pad_token_id)
+        word_starts = None
+        if self.masking.whole_word:
+            continues, breaks_after = (jnp.asarray(t) for t in self.word_tables)
+            word_starts = word_starts_on_device(ids, continues, breaks_after)
+        masked = mask_tokens(k_mask, ids, self.masking, attention_mask=attention, word_starts=word_starts)
+        out = EncoderModel(cfg).apply(
+            {"params": params}, masked.inputs, attention, batch.get("token_type_ids"),
+            deterministic=deterministic, masked_positions=masked.masked_positions,
+            rngs=None if deterministic else {"dropout": k_dropout})
+        mlm_loss, mlm_acc = masked_lm_metrics(out.logits["mlm"], masked.masked_ids, masked.masked_weights)
+        metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": mlm_acc}
+        loss = mlm_loss
+        if self.pair_task != "none":
+            pair_loss, pair_acc = pair_metrics(out.logits[self.pair_task], batch[PAIR_LABELS[self.pair_task]])
+            metrics[f"{self.pair_task}_loss"] = pair_loss
+            metrics[f"{self.pair_task}_accuracy"] = pair_acc
+            loss = loss + pair_loss
+        metrics["loss"] = loss
+        return loss, metrics
+
+    # ---- shapes & cost --------------------------------------------------------------
+    def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        fields: dict[str, tuple[tuple[int, ...], Any]] = {
+            "input_ids": ((batch_size, seq_len), np.int32),
+            "attention_mask": ((batch_size, seq_len), np.int32),
+        }
+        if self.model_config.type_vocab_size > 0:
+            fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+        if self.pair_task != "none":
+            fields[PAIR_LABELS[self.pair_task]] = ((batch_size,), np.int32)
+        return fields
+
+    def flops_per_step(self, batch_size: int, seq_len: int) -> float:
+        """6 × forward matmul FLOPs: encoder on every token, the MLM head on max_predictions slots."""
+        cfg = self.model_config
+        predictions = min(self.masking.max_predictions, seq_len)
+        head = 2 * cfg.hidden_size * cfg.embed_dim + 2 * cfg.embed_dim * cfg.vocab_size
+        pooled = 2 * cfg.hidden_size * cfg.hidden_size + 2 * cfg.hidden_size * 2 if self.pair_task != "none" else 0
+        forward = batch_size * (seq_len * encoder_flops_per_token(cfg, seq_len) + predictions * head + pooled)
+        return 3.0 * forward
+
+
+def special_tokens_of(tokenizer: Any, model_config: ModelConfig) -> SpecialTokens:
+    """The tokenizer's special ids, or BERT's layout when there is no tokenizer."""
+    if tokenizer is not None:
+        return tokenizer.special
+    if model_config.vocab_size <= BERT_SPECIAL.mask:
+        # Tiny test vocabularies: the first five ids are the specials.
+        return SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
+    return BERT_SPECIAL
+
+
+@register_objective("mlm")
+def make_masked_lm(config: Any, tokenizer: Any = None) -> MaskedLM:
+    """MaskedLM from an experiment config: `model`, `objective.{pair_task, mask_prob, max_predictions,
+    whole_word, mask_replace_prob, random_replace_prob}`."""
+    opts = config.objective
+    model = resolve_model_config(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)
+    special = special_tokens_of(tokenizer, model)
+    masking = MaskingConfig(
+        mask_token_id=special.mask, vocab_size=tokenizer.vocab_size if tokenizer is not None else model.vocab_size,
+        special_ids=special.all(), mask_prob=float(opts.get("mask_prob", 0.15)),
+        max_predictions=int(opts.get("max_predictions", 20)),
+        mask_replace_prob=float(opts.get("mask_replace_prob", 0.8)),
+        random_replace_prob=float(opts.get("random_replace_prob", 0.1)),
+        whole_word=bool(opts.get("whole_word", False)))
+    tables = word_start_tables(tokenizer) if masking.whole_word and tokenizer is not None else None
+    return MaskedLM(model, masking, str(opts.get("pair_task", "nsp")), tables)

@@ -1,0 +1,247 @@
+"""Experiment configs: the base pretraining config, loading `get_config()` files, `--config.x=v`
+overrides (typed by the field they replace, as ml_collections' config_flags), and validation
+that fails before anything compiles with one line naming the field."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
+
+NAN_POLICIES = ("stop", "skip")
+
+
+def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_collections.ConfigDict:
+    """Every key a pretraining run reads, with BERT-paper defaults; config files start from this."""
+    c = ml_collections.ConfigDict()
+    c.model = model
+    c.seed = 0
+    c.init = ""  # a workdir or bundle whose model params start this run (e.g. the seq-512 phase)
+    c.objective = ml_collections.ConfigDict(dict(
+        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False,
+        mask_replace_prob=0.8, random_replace_prob=0.1))
+    c.data = ml_collections.ConfigDict(dict(
+        corpus=(),  # text / jsonl paths or globs, or a TFDS name ("tfds:wikipedia/20230601.en")
+        tokenizer="",  # a tokenizer dir; empty: train a vocabulary on the corpus
+        vocab_size=30522, vocab_kind="", lowercase=True,  # used only when training a vocabulary
+        eval_corpus=(),  # held-out text for eval/ metrics; empty: no eval
+        data_dir="",  # where the array_record datasets are built / reused; empty: WORKDIR/data
+        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2))
+    c.train = ml_collections.ConfigDict(dict(
+        steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4, warmup_steps=10_000, schedule="linear",
+        end_lr=0.0, power=1.0, optimizer="adamw", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
+        clip_norm=1.0, grad_accum=1, nan_policy="stop", log_every=100, eval_every=10_000, eval_batches=10,
+        progress=True))
+    c.checkpoint = ml_collections.ConfigDict(dict(every=10_000, keep=3, keep_every=0, async_save=True))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
+    return c
+
+
+# Tiny models for CPU smoke runs (about a minute): 2 layers, hidden 128, a 2k vocabulary.
+SMOKE = {
+    "bert": ({"preset": "bert-tiny", "intermediate_size": 512, "max_position_embeddings": 128}, "nsp"),
+    "roberta": ({"preset": "roberta-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
+                 "intermediate_size": 512, "max_position_embeddings": 130}, "none"),
+    "albert": ({"preset": "albert-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
+                "intermediate_size": 512, "embedding_size": 64, "max_position_embeddings": 128}, "sop"),
+}
+
+
+def smoke_config(family: str = "bert") -> ml_collections.ConfigDict:
+    """A tiny model of `family` pretrained for a minute on CPU on the bundled Python docs corpus."""
+    if family not in SMOKE:
+        raise ConfigError(f"no smoke recipe for {family!r}; use one of {', '.join(SMOKE)}")
+    model, pair_task = SMOKE[family]
+    c = pretrain_config(dict(model), pair_task)
+    c.objective.max_predictions = 10
+    c.data.corpus = ("builtin:python-docs",)
+    c.data.eval_corpus = ("builtin:python-docs:eval",)
+    c.data.vocab_size = 2000
+    c.train.update(dict(steps=400, batch_size=32, seq_len=64, lr=1e-3, warmup_steps=40, log_every=20,
+                        eval_every=200, eval_batches=4))
+    c.checkpoint.update(dict(every=200, keep=2))
+    return c
+
+
+# ---- loading ------------------------------------------------------------------------------
+def load_config(spec: str | Path) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file; "path.py:arg" passes `arg` (e.g. "bert_base.py:phase2")."""
+    path, _, arg = str(spec).partition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config: no config file {file}; pass a path like configs/pretrain/bert_base.py")
+    module_spec = importlib.util.spec_from_file_location(f"_jaxbert_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"--config: {file} defines no get_config(); a config file returns its ConfigDict there")
+    config = module.get_config(arg) if arg else module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        config = ml_collections.ConfigDict(config)
+    return config
+
+
+# ---- overrides ----------------------------------------------------------------------------
+def parse_value(text: str, current: Any, key: str) -> Any:
+    """`text` as the type of the field's current value (bool, int, float, str, tuple/list, dict)."""
+    try:
+        if isinstance(current, bool):
+            low = text.strip().lower()
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+            raise ValueError(text)
+        if isinstance(current, int):
+            value = ast.literal_eval(text)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, int):
+                raise ValueError(text)
+            return value
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, (tuple, list)):
+            stripped = text.strip()
+            if stripped[:1] in "([":
+                value = ast.literal_eval(stripped)
+            else:
+                value = [v for v in stripped.split(",") if v]
+            return type(current)(value)
+        if isinstance(current, str):
+            return text
+        if current is None or isinstance(current, (dict, ml_collections.ConfigDict)):
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return text
+    except (ValueError, SyntaxError):
+        pass
+    raise ConfigError(f"config.{key}: cannot read {text!r} as a {type(current).__name__}")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+    """Apply `--config.a.b=value` strings in order; unknown keys are an error, as in config_flags.
+
+    `--config.model.FIELD=v` on a preset-name model turns it into {"preset": name, FIELD: v}.
+    """
+    for item in overrides:
+        body = item[len("--config."):] if item.startswith("--config.") else item
+        if "=" not in body:
+            raise ConfigError(f"{item}: an override needs a value, e.g. --config.train.lr=1e-4")
+        key, text = body.split("=", 1)
+        parts = key.split(".")
+        if parts[0] == "model" and len(parts) == 2:
+            _override_model_field(config, parts[1], text)
+            continue
+        node = config
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                raise ConfigError(f"config.{'.'.join(parts[:i + 1])}: no such key; check the spelling in {item}")
+            node = node[part]
+        leaf = parts[-1]
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise ConfigError(f"config.{key}: no such key; check the spelling in {item}")
+        value = parse_value(text, node[leaf], key)
+        with node.ignore_type():
+            node[leaf] = value
+    return config
+
+
+def _override_model_field(config: ml_collections.ConfigDict, field: str, text: str) -> None:
+    model = config.model
+    spec = model.to_dict() if isinstance(model, ml_collections.ConfigDict) else {"preset": model}
+    known = {f: getattr(ModelConfig(), f) for f in ModelConfig.__dataclass_fields__}
+    if field not in known:
+        raise ConfigError(f"config.model.{field}: ModelConfig has no such field; known: {', '.join(known)}")
+    base = resolve_model_config(spec)
+    spec[field] = parse_value(text, getattr(base, field), f"model.{field}")
+    with config.ignore_type():
+        config.model = spec
+
+
+def model_spec(config: ml_collections.ConfigDict) -> Any:
+    model = config.model
+    return model.to_dict() if isinstance(model, ml_collections.ConfigDict) else model
+
+
+# ---- validation ---------------------------------------------------------------------------
+def _bad(field: str, message: str) -> None:
+    raise ConfigError(f"config.{field}: {message}")
+
+
+def _number(config: ml_collections.ConfigDict, field: str) -> float:
+    node: Any = config
+    for part in field.split("."):
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, (int, float)):
+        _bad(field, f"must be a number, got {node!r}")
+    return float(node)
+
+
+def validate_train_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> ModelConfig:
+    """Check the keys every training run reads; returns the resolved model config.
+
+    Raises a ConfigError whose one line names the field: negative learning rate, batch not
+    divisible by the data-parallel size, unknown objective, sequence longer than the positions...
+    """
+    from jaxbert.objectives.base import get_objective_factory
+    from jaxbert.parallel.mesh import resolve_mesh_shape
+    from jaxbert.train.optim import OPTIMIZERS, SCHEDULES
+
+    for key in ("model", "seed", "data", "train", "checkpoint", "mesh"):
+        if key not in config:
+            _bad(key, "missing; every experiment config has model, seed, data, train, checkpoint and mesh")
+    model = resolve_model_config(model_spec(config))
+    t = config.train
+    lr = _number(config, "train.lr")
+    if not math.isfinite(lr) or lr <= 0:
+        _bad("train.lr", f"must be a positive learning rate, got {t.lr}")
+    for field in ("steps", "batch_size", "seq_len"):
+        if _number(config, f"train.{field}") <= 0 or int(t[field]) != t[field]:
+            _bad(f"train.{field}", f"must be a positive integer, got {t[field]}")
+    limit = model.max_position_embeddings - model.position_offset - (1 if model.position_offset else 0)
+    if t.seq_len > limit:
+        _bad("train.seq_len", f"{t.seq_len} is longer than the model's {limit} positions "
+             f"(max_position_embeddings={model.max_position_embeddings}); lower seq_len")
+    if t.get("warmup_steps", 0) < 0:
+        _bad("train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+    for field in ("weight_decay", "clip_norm", "end_lr"):
+        if field in t and _number(config, f"train.{field}") < 0:
+            _bad(f"train.{field}", f"must be >= 0, got {t[field]}")
+    if t.get("optimizer", "adamw") not in OPTIMIZERS:
+        _bad("train.optimizer", f"unknown optimizer {t.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    if t.get("schedule", "linear") not in SCHEDULES:
+        _bad("train.schedule", f"unknown schedule {t.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    if t.get("nan_policy", "stop") not in NAN_POLICIES:
+        _bad("train.nan_policy", f"unknown policy {t.nan_policy!r}; use one of {', '.join(NAN_POLICIES)}")
+    accum = int(t.get("grad_accum", 1))
+    if accum < 1:
+        _bad("train.grad_accum", f"must be >= 1, got {accum}")
+    if t.batch_size % accum:
+        _bad("train.batch_size", f"{t.batch_size} is not divisible by train.grad_accum={accum}")
+    if num_devices is not None:
+        sizes = resolve_mesh_shape(dict(config.mesh), num_devices)
+        dp = sizes["data"] * sizes["fsdp"]
+        if (t.batch_size // accum) % dp:
+            _bad("train.batch_size", f"{t.batch_size} (micro-batch {t.batch_size // accum}) is not divisible by "
+                 f"the data-parallel size {dp} (mesh data x fsdp); use a multiple of {dp * accum}")
+    c = config.checkpoint
+    if _number(config, "checkpoint.every") <= 0:
+        _bad("checkpoint.every", f"must be a positive number of steps, got {c.every}")
+    if c.get("keep", 1) < 1:
+        _bad("checkpoint.keep", f"must keep at least 1 checkpoint, got {c.keep}")
+    if "objective" in config:
+        get_objective_factory(str(config.objective.name))
+        preds = config.objective.get("max_predictions")
+        if preds is not None and not 1 <= preds <= t.seq_len:
+            _bad("objective.max_predictions", f"must be between 1 and train.seq_len={t.seq_len}, got {preds}")
+    return model
