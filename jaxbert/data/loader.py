@@ -1,7 +1,7 @@
 """Grain loader over a pretraining dataset: per-process shards, seeded shuffling, epochs, resumable state.
 
 Pipeline (grain MapDataset, so every batch is a pure function of its index and resuming is exact):
-  array_record source (TFDS decoding) -> global shuffle(seed, reshuffled each epoch) -> repeat(num_epochs)
+  array_record source (records parsed directly) -> global shuffle(seed, reshuffled each epoch) -> repeat(num_epochs)
   -> [finite epochs: cut to a whole number of global batches] -> this process's slice [index::count]
   -> batch(global_batch / count) -> attention mask -> reader threads that work `prefetch_batches` ahead.
 
