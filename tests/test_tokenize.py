@@ -513,6 +513,35 @@ def test_tokenizer_config_do_lower_case_is_read(tmp_path, minilm_dir):
     assert cased.encode("Hello") != cased.encode("hello")
 
 
+def test_broken_tokenizer_files_are_one_line_errors(tmp_path, minilm_dir):
+    cases = {
+        "spiece": ({"spiece.model": b"not a model"}, "cannot load SentencePiece model"),
+        "json": ({"tokenizer.json": b"{broken"}, "not a tokenizers tokenizer.json"),
+        "unigram": ({"tokenizer.json": b'{"model": {"type": "Unigram"}}'}, "holds a Unigram model"),
+        "bpe": ({"vocab.json": b"[1, 2]", "merges.txt": b"a b\n"}, "cannot read BPE files"),
+        "no_unk": ({"vocab.txt": b"[PAD]\n[CLS]\n"}, "unk token '\\[UNK\\]'"),
+        "no_mask": ({"vocab.txt": b"[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"}, "mask token '\\[MASK\\]'"),
+        "config": ({"vocab.txt": (minilm_dir / "vocab.txt").read_bytes(), "tokenizer_config.json": b"{"}, "JSON"),
+        "latin1": ({"vocab.txt": b"[UNK]\ncaf\xe9\n"}, "not UTF-8"),
+    }
+    for name, (files, match) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for file, data in files.items():
+            (folder / file).write_bytes(data)
+        with pytest.raises(TokenizerError, match=match) as info:
+            load_tokenizer(folder)
+        assert "\n" not in str(info.value), name
+
+
+def test_sentencepiece_decode_drops_or_names_unknown(albert, hf_albert):
+    ids = albert.encode("hello 中 world [MASK] again")
+    assert albert.unk_token_id in ids
+    assert albert.decode(ids) == hf_albert.decode(ids, skip_special_tokens=True)
+    kept = albert.decode(ids, skip_special_tokens=False)
+    assert kept.startswith("[CLS] hello") and "<unk>" in kept and "[MASK]" in kept and kept.endswith("[SEP]")
+
+
 def test_check_vocab_matches(bert):
     check_vocab_matches(bert, 30522)
     check_vocab_matches(bert, 30592)  # a padded embedding table is fine

@@ -57,8 +57,8 @@ class BPETokenizer(FastTokenizer):
         backend = tokenizers.Tokenizer(model)
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
         backend.decoder = decoders.ByteLevel()
+        special = special_ids(backend, names, str(vocab_json))  # all five must be in vocab.json already
         backend.add_special_tokens(_added_tokens(names))
-        special = special_ids(backend, names, str(vocab_json))
         backend.post_processor = processors.RobertaProcessing(
             (names["sep"], special.sep),
             (names["cls"], special.cls),

@@ -157,6 +157,7 @@ class FastTokenizer(TokenizerBase):
 
     def encode_pair(self, text: str, pair: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of a text pair in the family's pair template, untruncated."""
+        text, pair = as_text_list([text, pair], "text")
         with self._lock:
             return self._backend.encode(text, pair, add_special_tokens=add_special_tokens).ids
 
@@ -168,6 +169,7 @@ class FastTokenizer(TokenizerBase):
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids (no special tokens) and the character span of each in `text`."""
+        (text,) = as_text_list([text], "text")
         with self._lock:
             enc = self._backend.encode(text, add_special_tokens=False)
         return enc.ids, enc.offsets

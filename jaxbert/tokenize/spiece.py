@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +78,6 @@ class SentencePieceTokenizer(TokenizerBase):
         self._vanish_cache: dict[str, bool] = {}
         self.special_names = {**SPM_SPECIALS, **(names or {})}
         self.special = self._special_ids(str(path))
-        self._lock = threading.Lock()  # SentencePieceProcessor is not documented as thread-safe
         size = self._sp.get_piece_size()
         pieces = [self._sp.id_to_piece(i) for i in range(size)]
         self._number_comma = np.array([_is_number_comma(p) for p in pieces], dtype=bool)
@@ -184,9 +182,8 @@ class SentencePieceTokenizer(TokenizerBase):
                     plan.append(_Run(start, end, index=len(cleaned), origins=origins))
                     cleaned.append(clean)
             plans.append(plan)
-        with self._lock:
-            kind = "offset_mapping" if with_offsets else int
-            results = self._sp.encode(cleaned, return_type=kind, num_threads=self.num_threads) if cleaned else []
+        kind = "offset_mapping" if with_offsets else int
+        results = self._sp.encode(cleaned, return_type=kind, num_threads=self.num_threads) if cleaned else []
         return [self._assemble(plan, cleaned, results, with_offsets) for plan in plans]
 
     def _assemble(self, plan: list[_Run], cleaned: list[str], results: list, with_offsets: bool) -> Encoded:
@@ -293,12 +290,12 @@ class SentencePieceTokenizer(TokenizerBase):
         return enc.ids, enc.offsets or []
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        """Text of the ids; special tokens are dropped, or written out between spaces when kept."""
+        """Text of the ids; special tokens (unk too, as in transformers) are dropped, or written out when kept."""
         parts: list[str] = []
         run: list[int] = []
-        added = set(self.special.added())
+        special = set(self.special.all())
         for i in (int(x) for x in ids):
-            if i in added:
+            if i in special:
                 if run:
                     parts.append(self._sp.decode(run))
                     run = []

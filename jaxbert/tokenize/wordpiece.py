@@ -65,8 +65,8 @@ class WordPieceTokenizer(FastTokenizer):
         path = Path(path)
         names = {**WORDPIECE_SPECIALS, **(names or {})}
         vocab = read_vocab_txt(path)
-        if names["unk"] not in vocab:
-            raise TokenizerError(f"{path}: the unknown token {names['unk']!r} is not in the vocabulary")
+        if names["unk"] not in vocab:  # the WordPiece model itself needs it
+            raise TokenizerError(f"{path}: the unk token {names['unk']!r} is not in the vocabulary")
         backend = tokenizers.Tokenizer(WordPiece(vocab, unk_token=names["unk"], max_input_chars_per_word=100))
         backend.normalizer = normalizers.BertNormalizer(
             clean_text=True,
@@ -76,6 +76,7 @@ class WordPieceTokenizer(FastTokenizer):
         )
         backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         backend.decoder = decoders.WordPiece(prefix=PREFIX)
+        special_ids(backend, names, str(path))  # all five must be in the vocabulary already
         # Special tokens typed in the text stay whole, as in transformers.
         backend.add_special_tokens(
             [tokenizers.AddedToken(names[r], special=True, normalized=False) for r in WORDPIECE_SPECIALS]
