@@ -80,7 +80,7 @@ class SentencePieceTokenizer(TokenizerBase):
         self.special = self._special_ids(str(path))
         size = self._sp.get_piece_size()
         pieces = [self._sp.id_to_piece(i) for i in range(size)]
-        self._number_comma = np.array([_is_number_comma(p) for p in pieces], dtype=bool)
+        self._number_comma = {i for i, p in enumerate(pieces) if _is_number_comma(p)}
         specials = sorted(set(self.special_names.values()), key=len, reverse=True)
         self._special_re = re.compile("|".join(re.escape(s) for s in specials))
         self._special_by_name = {self.special_names[r]: getattr(self.special, r) for r in ROLES}
@@ -129,10 +129,12 @@ class SentencePieceTokenizer(TokenizerBase):
 
     def _split_number_comma(self, ids: list[int], spans: list[Span] | None, clean: str):
         """Google ALBERT's rule: re-encode "▁12," as "▁12" + "," (the vocabulary may hold "12," pieces)."""
+        if self._number_comma.isdisjoint(ids):
+            return ids, spans
         out_ids: list[int] = []
         out_spans: list[Span] | None = [] if spans is not None else None
         for k, piece_id in enumerate(ids):
-            if not self._number_comma[piece_id]:
+            if piece_id not in self._number_comma:
                 out_ids.append(piece_id)
                 if out_spans is not None:
                     out_spans.append(spans[k])
