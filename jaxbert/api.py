@@ -254,8 +254,19 @@ def load(path: str | os.PathLike) -> Pretrained:
     from jaxbert.interop import hf
 
     if hf.is_hf_dir(p):
+        from jaxbert.interop import hf_tasks
+
+        if hf_tasks.hf_task_of(p):  # a fine-tuned *ForSequenceClassification / QA / TokenClassification
+            config, params = hf_tasks.load_hf_task(p)
+            model = Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
+            model.label_names = hf_tasks.label_names_of(p)
+            return model
         config, params = hf.load_hf(p)
         return Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
+    from jaxbert.finetune.best import BEST_DIR, load_best
+
+    if (p / BEST_DIR / BUNDLE_FILE).is_file():  # a fine-tuning workdir: its best model, not its last step
+        return load_best(p)
     from jaxbert.train.checkpoint import is_workdir, load_model_from_workdir
 
     if is_workdir(p):
@@ -277,6 +288,12 @@ def export_hf(p: Pretrained, directory: str | os.PathLike) -> Path:
     """Write a Hugging Face directory (config.json + model.safetensors + tokenizer files) transformers loads."""
     from jaxbert.interop import hf
 
-    out = Path(hf.export_hf(p.config, jax.device_get(p.params), directory))
+    if p.config.task:  # a fine-tuned model: the matching *For{SequenceClassification,QuestionAnswering,...}
+        from jaxbert.interop import hf_tasks
+
+        out = Path(hf_tasks.export_hf_task(p.config, jax.device_get(p.params), directory,
+                                           label_names=getattr(p, "label_names", None)))
+    else:
+        out = Path(hf.export_hf(p.config, jax.device_get(p.params), directory))
     p._save_tokenizer(out)
     return out

@@ -82,12 +82,15 @@ class _Progress:
 
 def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_iter: Iterator[HostBatch],
           eval_batches: Callable[[], Iterator[HostBatch]] | None = None, init_params: PyTree | None = None,
-          tokenizer_dir: str | None = None, mesh: jax.sharding.Mesh | None = None) -> TrainResult:
+          tokenizer_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
+          eval_hook: Callable[[int, PyTree], Mapping[str, float]] | None = None) -> TrainResult:
     """Train `objective` for config.train.steps, resuming from WORKDIR's latest complete checkpoint.
 
     `train_iter` yields this process's rows of each global batch (numpy); its get_state/set_state,
     when present, are checkpointed so a resumed run reads exactly the batches it would have.
     `eval_batches()` returns a fresh iterator over the held-out batches.
+    `eval_hook(step, params)`, when given, returns more eval metrics (e.g. a fine-tuning task's official
+    scores over all its eval data) every train.eval_every steps and at the last step, logged as eval/<name>.
     """
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +202,11 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
                 check_pending()
             if eval_batches is not None and eval_every > 0 and (step % eval_every == 0 or step == total):
                 run_eval(step)
+            if eval_hook is not None and (step == total or (eval_every > 0 and step % eval_every == 0)):
+                check_pending()
+                extra = {f"eval/{k}": float(v) for k, v in eval_hook(step, state.params).items()}
+                writer.write(step, extra)
+                eval_logged = {**eval_logged, **extra}
             if step % ckpt_every == 0 or step == total:
                 save(step)
             if guard.should_stop(step, sync=boundary):

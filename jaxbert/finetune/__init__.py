@@ -1,0 +1,1 @@
+"""Fine-tuning glue between task data and the train loop: tasks, batches, prediction, best-model keeping."""

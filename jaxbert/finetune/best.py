@@ -1,0 +1,107 @@
+"""Keeping the best fine-tuned model of a run as a jaxbert bundle in WORKDIR/best.
+
+The bundle (config + params + tokenizer files) also holds task.json: the task, its label names,
+and the step and metrics it was chosen by. It is replaced atomically, so a kill mid-save leaves
+the previous best whole; `jaxbert.load(WORKDIR)` opens it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from jaxbert.config import ModelConfig
+from jaxbert.errors import JaxbertError
+
+BEST_DIR = "best"
+TASK_FILE = "task.json"
+
+
+def read_task_info(bundle: str | os.PathLike) -> dict[str, Any]:
+    """task.json of a best-model bundle ({} when absent)."""
+    path = Path(bundle) / TASK_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise JaxbertError(f"{path} is unreadable ({e}); delete it or re-run the fine-tuning") from e
+
+
+def load_best(workdir: str | os.PathLike) -> Any:
+    """The best model of a fine-tuning workdir (a Pretrained with `label_names` and `task_info`)."""
+    from jaxbert.api import _load_bundle
+
+    bundle = Path(workdir) / BEST_DIR
+    model = _load_bundle(bundle)
+    info = read_task_info(bundle)
+    model.label_names = info.get("labels")
+    model.task_info = info
+    return model
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+class BestKeeper:
+    """Saves the model whenever its eval `metric` improves (`mode` "max" or "min").
+
+    task.json records the task, label names, the step and metrics, and `settings` (how the
+    inputs were encoded), so `jaxbert eval` encodes new data the same way.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, task: str, metric: str, label_names: Sequence[str] | None = None,
+                 tokenizer_dir: str | os.PathLike | None = None, mode: str = "max",
+                 settings: Mapping[str, Any] | None = None) -> None:
+        if mode not in ("max", "min"):
+            raise JaxbertError(f"config.eval.mode={mode!r}; use 'max' or 'min'")
+        self.workdir = Path(workdir).absolute()
+        self.task, self.metric, self.mode = task, metric, mode
+        self.label_names = list(label_names) if label_names is not None else None
+        self.tokenizer_dir = tokenizer_dir
+        self.settings = dict(settings or {})  # how inputs were encoded (seq_len, doc_stride...), for `jaxbert eval`
+        info = read_task_info(self.workdir / BEST_DIR)
+        # A resumed run keeps competing against the best model saved before the interruption.
+        self.best: float | None = info.get("value") if info.get("metric") == metric else None
+        self.best_step: int | None = info.get("step") if self.best is not None else None
+
+    def update(self, step: int, metrics: Mapping[str, float], config: ModelConfig, params: Any) -> bool:
+        """Save `params` as the new best if metrics[metric] beats the best so far; True if it did."""
+        if self.metric not in metrics:
+            raise JaxbertError(f"config.eval.metric={self.metric!r} is not among the eval metrics "
+                               f"({', '.join(sorted(metrics))}); pick one of them")
+        value = float(metrics[self.metric])
+        if not _better(value, self.best, self.mode):
+            return False
+        self._save(step, value, metrics, config, params)
+        self.best, self.best_step = value, step
+        return True
+
+    def _save(self, step: int, value: float, metrics: Mapping[str, float], config: ModelConfig, params: Any) -> None:
+        from jaxbert.api import Pretrained
+
+        target = self.workdir / BEST_DIR
+        staging = self.workdir / f".{BEST_DIR}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        Pretrained(config, jax.device_get(params), tokenizer_dir=self.tokenizer_dir).save(staging)
+        info = {"task": self.task, "labels": self.label_names, "metric": self.metric, "mode": self.mode,
+                "value": value, "step": int(step), "metrics": {k: float(v) for k, v in metrics.items()},
+                "settings": self.settings}
+        (staging / TASK_FILE).write_text(json.dumps(info, indent=2))
+        old = self.workdir / f".{BEST_DIR}.old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,235 @@
+"""The fine-tuning pipeline: pretrained model + task data → the one train loop → the best model kept.
+
+Steps: open `config.init` (pretraining heads dropped, a fresh task head added), read and encode
+the task's train and eval data (a deterministic held-out part of train where no eval file
+exists), run `jaxbert.train.loop.train` with the `finetune` objective, and evaluate the task's
+official metrics at the end and every `eval.every` steps, keeping the best model in WORKDIR/best.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from jaxbert.config import ModelConfig, resolve_model_config
+from jaxbert.errors import JaxbertError
+from jaxbert.finetune.batches import EpochBatches
+from jaxbert.finetune.best import BEST_DIR, BestKeeper, read_task_info
+from jaxbert.finetune.tasks import (
+    EncodedSplit,
+    EncodeOptions,
+    TaskExamples,
+    TaskSpec,
+    encode_task,
+    get_task,
+    held_out_split,
+    read_task_file,
+)
+from jaxbert.objectives.finetune import Finetune, task_model_config
+
+log = logging.getLogger("jaxbert.finetune")
+
+TOKENIZER_DIR = "tokenizer"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.json", "merges.txt", "spiece.model")
+
+
+@dataclasses.dataclass
+class FinetuneData:
+    """The encoded train and eval splits of a run, and where the eval data came from."""
+
+    spec: TaskSpec
+    train: EncodedSplit
+    eval: EncodedSplit
+    eval_source: str
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    workdir: str
+    status: str
+    step: int
+    best_step: int | None
+    best: dict[str, float]
+    final: dict[str, float]
+    train_rows: int
+    eval_examples: int
+    eval_source: str
+
+
+def encode_options(config: Any) -> EncodeOptions:
+    d = config.data
+    return EncodeOptions(max_length=int(config.train.seq_len), doc_stride=int(d.get("doc_stride", 128)),
+                         max_query_length=int(d.get("max_query_length", 64)),
+                         max_answer_length=int(d.get("max_answer_length", 30)),
+                         n_best_size=int(d.get("n_best_size", 20)),
+                         null_score_diff_threshold=float(d.get("null_score_diff_threshold", 0.0)),
+                         on_error=str(d.get("on_error", "raise")))
+
+
+def _first(examples: TaskExamples, limit: int) -> TaskExamples:
+    return examples.subset(examples.items[:limit]) if limit > 0 else examples
+
+
+def read_splits(config: Any) -> tuple[TaskExamples, TaskExamples, str]:
+    """(train, eval, where eval came from) examples of the run's task, before tokenization."""
+    spec = get_task(str(config.task.name))
+    d = config.data
+    on_error = str(d.get("on_error", "raise"))
+    if not str(d.get("train", "")):
+        raise JaxbertError("config.data.train: no training file; pass --config.data.train=PATH")
+    train = read_task_file(spec, str(d.train), on_error)
+    eval_path = str(d.get("eval", "") or "")
+    if eval_path and Path(eval_path).is_file():
+        evaluation, source = read_task_file(spec, eval_path, on_error), eval_path
+    else:
+        size = d.get("eval_size", 0.1)
+        train, evaluation = held_out_split(train, size, int(d.get("split_seed", 0)))
+        source = f"held out of {d.train} (eval_size={size}, split_seed={int(d.get('split_seed', 0))})"
+        if eval_path:
+            log.warning("data.eval %s does not exist: evaluating on a part of the training file instead", eval_path)
+    train = _first(train, int(d.get("max_train_examples", 0)))
+    evaluation = _first(evaluation, int(d.get("max_eval_examples", 0)))
+    for name, part in (("train", train), ("eval", evaluation)):
+        if part.skipped:
+            log.warning("%s data: skipped %s", name, dict(part.skipped))
+    return train, evaluation, source
+
+
+def prepare_data(config: Any, tokenizer: Any) -> FinetuneData:
+    """Read and encode the run's train and eval data."""
+    train, evaluation, source = read_splits(config)
+    opts = encode_options(config)
+    return FinetuneData(train.spec, encode_task(train, tokenizer, opts), encode_task(evaluation, tokenizer, opts),
+                        source)
+
+
+def _copy_tokenizer(source_dir: Path | None, tokenizer: Any, target: Path) -> None:
+    """Tokenizer files into the workdir: copied byte for byte where the source has them."""
+    if target.is_dir() and any(target.iterdir()):
+        return
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    copied = False
+    if source_dir is not None:
+        for name in TOKENIZER_FILES:
+            if (source_dir / name).is_file():
+                shutil.copy2(source_dir / name, staging / name)
+                copied = True
+    if not copied:
+        tokenizer.save(str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def load_start(config: Any) -> tuple[ModelConfig, Any, Any, Path | None]:
+    """(base model config, pretrained params or None, tokenizer, tokenizer source dir) of config.init."""
+    import jaxbert
+    from jaxbert.train.experiment import model_spec
+
+    spec = model_spec(config)
+    overrides = dict(spec) if isinstance(spec, Mapping) else {}
+    init = str(config.get("init", "") or "")
+    if init:
+        if isinstance(spec, str) and spec:
+            raise JaxbertError(f"config.model={spec!r}: with config.init set, model holds ModelConfig overrides "
+                               "(a dict such as {'hidden_dropout': 0.1}), not a preset")
+        start = jaxbert.load(init)
+        if start.tokenizer is None:
+            raise JaxbertError(f"config.init={init} has no tokenizer files; fine-tuning needs the tokenizer the "
+                               "model was trained with (copy vocab.txt / tokenizer.json next to it)")
+        base = start.config.replace(**{k: v for k, v in overrides.items() if k != "preset"})
+        tok_dir = getattr(start, "_tokenizer_dir", None)
+        return base, start.params, start.tokenizer, Path(tok_dir) if tok_dir else None
+    tok_path = str(config.data.get("tokenizer", "") or "")
+    if not tok_path:
+        raise JaxbertError("config.init is empty: set it to a pretrained checkpoint, or (random init) give "
+                           "config.model and config.data.tokenizer")
+    tokenizer = jaxbert.load_tokenizer(tok_path)
+    return resolve_model_config(spec), None, tokenizer, Path(tok_path)
+
+
+def fill_schedule(config: Any, train_rows: int) -> None:
+    """train.steps from train.epochs when 0, and warmup_steps from warmup_ratio when negative."""
+    t = config.train
+    if int(t.steps) <= 0:
+        epochs = float(t.get("epochs", 3.0))
+        if epochs <= 0:
+            raise JaxbertError(f"config.train.epochs={epochs}: give a positive number of epochs or train.steps")
+        t.steps = max(1, math.ceil(epochs * train_rows / int(t.batch_size)))
+    if int(t.get("warmup_steps", -1)) < 0:
+        ratio = float(t.get("warmup_ratio", 0.1))
+        if not 0.0 <= ratio < 1.0:
+            raise JaxbertError(f"config.train.warmup_ratio={ratio}: must be in [0, 1)")
+        t.warmup_steps = int(round(ratio * int(t.steps)))
+
+
+def make_eval_hook(model_config: ModelConfig, data: FinetuneData, keeper: BestKeeper, batch_size: int,
+                   mesh: jax.sharding.Mesh) -> Callable[[int, Any], dict[str, float]]:
+    """`hook(step, params) -> metrics`: the task's official metrics on the eval data; keeps the best model."""
+    from jaxbert.finetune.predict import predict_logits_sharded
+
+    def hook(step: int, params: Any) -> dict[str, float]:
+        logits = predict_logits_sharded(model_config, params, data.eval.arrays, batch_size, mesh)
+        metrics = {k: float(v) for k, v in data.eval.score(logits).items()}
+        if keeper.update(step, metrics, model_config, params):
+            log.info("step %d: new best %s=%.4f, saved to %s", step, keeper.metric, keeper.best,
+                     keeper.workdir / BEST_DIR)
+        metrics["best"] = float(keeper.best) if keeper.best is not None else float("nan")
+        return metrics
+
+    return hook
+
+
+def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
+    """Fine-tune config.init on config.task; resumable; returns the best and final eval metrics."""
+    from jaxbert.parallel import create_mesh, maybe_initialize_distributed
+    from jaxbert.train.experiment import validate_train_config
+    from jaxbert.train.loop import train
+
+    maybe_initialize_distributed(dict(config.get("distributed", {})))
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = get_task(str(config.task.name))
+    base, pretrained, tokenizer, tok_source = load_start(config)
+    if jax.process_index() == 0:
+        _copy_tokenizer(tok_source, tokenizer, workdir / TOKENIZER_DIR)
+    data = prepare_data(config, tokenizer)
+    dropout = config.task.get("classifier_dropout")
+    overrides = {"classifier_dropout": float(dropout)} if dropout is not None else {}
+    model_config = task_model_config(base, spec.kind, spec.num_labels(), **overrides)
+    objective = Finetune(model_config, spec.kind, pretrained)
+    fill_schedule(config, len(data.train))
+    with config.ignore_type():
+        config.task.kind, config.task.num_labels = spec.kind, model_config.num_labels
+        config.model = model_config.to_dict()
+    validate_train_config(config, jax.device_count())
+    mesh = create_mesh(dict(config.mesh))
+    keeper = BestKeeper(workdir, spec.name, str(config.eval.get("metric", spec.metric)), spec.label_names(),
+                        tokenizer_dir=workdir / TOKENIZER_DIR, mode=str(config.eval.get("mode", "max")),
+                        settings=dataclasses.asdict(encode_options(config)))
+    hook = make_eval_hook(model_config, data, keeper, int(config.eval.get("batch_size", 64)), mesh)
+    init_params = objective.initial_params(jax.random.key(int(config.seed)))
+    if objective.fresh_params and pretrained is not None:
+        log.info("freshly initialised (not in %s): %s", config.init, ", ".join(objective.fresh_params))
+    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    batches = EpochBatches(data.train.arrays, int(config.train.batch_size),
+                           seed=int(config.data.get("shuffle_seed", 0)))
+    result = train(config, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR, mesh=mesh,
+                   eval_hook=hook)
+    final = {k[len("eval/"):]: v for k, v in result.eval_metrics.items() if k.startswith("eval/")}
+    best = {}
+    if keeper.best_step is not None:
+        best = read_task_info(workdir / BEST_DIR).get("metrics", {})
+    return FinetuneResult(str(workdir), result.status, result.step, keeper.best_step, best, final,
+                          len(data.train), data.eval.num_examples, data.eval_source)

@@ -1,0 +1,229 @@
+"""Fine-tuning objectives: sequence classification, regression, extractive QA spans, token tagging.
+
+One objective class serves every task kind; the kind picks the task head and the loss:
+
+| kind           | head (ModelConfig.task) | batch labels                          | loss                        |
+|----------------|-------------------------|---------------------------------------|-----------------------------|
+| classification | classification, n >= 2  | `labels` int [B]                      | cross-entropy               |
+| regression     | classification, n = 1   | `labels` float [B]                    | mean squared error          |
+| span           | span                    | `start_positions`, `end_positions` [B] | mean of start / end CE      |
+| token          | token, n tags           | `labels` int [B, T], -100 = ignore    | CE over the labelled tokens |
+
+The model starts from a pretrained encoder (`pretrained` params, e.g. from `jaxbert.load`): its
+pretraining heads are dropped and a freshly initialised task head is added, as in the reference
+*For{SequenceClassification,QuestionAnswering,TokenClassification} models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbert.config import CLASSIFIER_INPUT, ConfigError, ModelConfig, resolve_model_config
+from jaxbert.model import EncoderModel, logical_axes
+from jaxbert.model.params import init_boxed
+from jaxbert.objectives.base import Metrics, Objective, PyTree, register_objective
+from jaxbert.objectives.mlm import encoder_flops_per_token
+
+KINDS = ("classification", "regression", "span", "token")
+IGNORE = -100  # token labels that neither the loss nor the accuracy count (sub-word pieces, specials, padding)
+_HEAD_OF_KIND = {"classification": "classification", "regression": "classification", "span": "span",
+                 "token": "token"}
+
+
+def task_model_config(base: ModelConfig, kind: str, num_labels: int = 0, **overrides: Any) -> ModelConfig:
+    """The config of `base`'s encoder with a `kind` task head instead of its pretraining heads.
+
+    The pooler is kept only where the reference task model has one (BERT / ALBERT sequence
+    classification), so the params map one-to-one onto the matching transformers class.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind == "regression":
+        num_labels = 1
+    elif kind == "span":
+        num_labels = 2
+    elif num_labels < 2 and kind == "classification":
+        raise ConfigError(f"config.task.num_labels: a classification task needs >= 2 labels, got {num_labels} "
+                          "(use kind='regression' for one real-valued output)")
+    elif num_labels < 1:
+        raise ConfigError(f"config.task.num_labels: a token task needs >= 1 tag, got {num_labels}")
+    pooler = _HEAD_OF_KIND[kind] == "classification" and CLASSIFIER_INPUT[base.family] == "pooler"
+    return base.replace(heads=(), task=_HEAD_OF_KIND[kind], num_labels=num_labels, pooler=pooler, **overrides)
+
+
+def _paths(tree: PyTree) -> dict[tuple[str, ...], Any]:
+    return {tuple(str(getattr(k, "key", k)) for k in path): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def merge_pretrained(fresh: PyTree, pretrained: PyTree | None) -> tuple[PyTree, list[str]]:
+    """`fresh` params with every leaf that `pretrained` holds at the same path and shape taken from it.
+
+    Returns (params, the "/"-joined paths that kept their fresh init): the task head, and a pooler
+    the pretrained model lacked. Pretraining-head params of `pretrained` are simply not used.
+    """
+    if pretrained is None:
+        return fresh, ["/".join(p) for p in _paths(fresh)]
+    source = _paths(pretrained)
+    fresh_paths = []
+
+    def pick(path: tuple, leaf: Any) -> Any:
+        key = tuple(str(getattr(k, "key", k)) for k in path)
+        old = source.get(key)
+        if old is not None and tuple(np.shape(old)) == tuple(leaf.shape):
+            return jnp.asarray(old, leaf.dtype)
+        fresh_paths.append("/".join(key))
+        return leaf
+
+    return jax.tree_util.tree_map_with_path(pick, fresh), fresh_paths
+
+
+def classification_metrics(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, accuracy); logits [B, C], labels int [B]."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    labels = labels.astype(jnp.int32)
+    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+    return nll.mean(), (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32).mean()
+
+
+def regression_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean squared error of the single output [B, 1] against float scores [B] (HF's regression loss)."""
+    return jnp.mean((logits[:, 0].astype(jnp.float32) - labels.astype(jnp.float32)) ** 2)
+
+
+def span_metrics(logits: jax.Array, starts: jax.Array, ends: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(loss, exact-span accuracy) of start/end logits [B, T, 2]: loss = (CE(start) + CE(end)) / 2.
+
+    Rows whose positions fall outside [0, T) are ignored, as transformers' *ForQuestionAnswering
+    ignores positions it clamps to T.
+    """
+    t = logits.shape[1]
+    total = 0.0
+    correct = jnp.ones(starts.shape, bool)
+    valid = (starts >= 0) & (starts < t) & (ends >= 0) & (ends < t)
+    for i, pos in enumerate((starts, ends)):
+        logp = jax.nn.log_softmax(logits[..., i].astype(jnp.float32), axis=-1)
+        pos = jnp.clip(pos.astype(jnp.int32), 0, t - 1)
+        nll = -jnp.take_along_axis(logp, pos[:, None], axis=-1)[:, 0]
+        total = total + (nll * valid).sum() / jnp.maximum(valid.sum(), 1)
+        correct = correct & (jnp.argmax(logits[..., i], axis=-1) == pos)
+    accuracy = (correct & valid).sum() / jnp.maximum(valid.sum(), 1)
+    return total / 2.0, accuracy.astype(jnp.float32)
+
+
+def token_metrics(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean CE, accuracy) over tokens whose label is not IGNORE; logits [B, T, C], labels [B, T]."""
+    labels = labels.astype(jnp.int32)
+    weights = (labels != IGNORE).astype(jnp.float32)
+    safe = jnp.where(labels == IGNORE, 0, labels)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
+    denom = jnp.maximum(weights.sum(), 1.0)
+    correct = (jnp.argmax(logits, axis=-1) == safe).astype(jnp.float32)
+    return (nll * weights).sum() / denom, (correct * weights).sum() / denom
+
+
+class Finetune(Objective):
+    """Train an encoder plus a task head on labelled task data (the whole model trains)."""
+
+    name = "finetune"
+
+    def __init__(self, model_config: ModelConfig, kind: str, pretrained: PyTree | None = None) -> None:
+        if kind not in KINDS:
+            raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
+        if model_config.task != _HEAD_OF_KIND[kind]:
+            raise ConfigError(f"a {kind} objective needs a model config with task={_HEAD_OF_KIND[kind]!r}, got "
+                              f"{model_config.task!r}; build it with task_model_config()")
+        if kind == "regression" and model_config.num_labels != 1:
+            raise ConfigError("a regression objective needs num_labels=1")
+        self.model_config = model_config
+        self.kind = kind
+        self.pretrained = pretrained
+        self.fresh_params: list[str] = []
+
+    # ---- params ---------------------------------------------------------------------
+    def init(self, rng: jax.Array) -> PyTree:
+        return nn.unbox(init_boxed(self.model_config, rng))
+
+    def initial_params(self, rng: jax.Array) -> PyTree:
+        """Random init with the pretrained encoder copied in (host-side; the loop shards it after)."""
+        params, self.fresh_params = merge_pretrained(self.init(rng), self.pretrained)
+        return params
+
+    def param_axes(self) -> PyTree:
+        return logical_axes(self.model_config)
+
+    # ---- forward & loss -------------------------------------------------------------
+    def logits(self, params: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array | None = None,
+               deterministic: bool = True) -> jax.Array:
+        """The task head's output: [B, n] (classification / regression), [B, T, 2] (span), [B, T, n] (token)."""
+        cfg = self.model_config
+        ids = batch["input_ids"].astype(jnp.int32)
+        mask = batch.get("attention_mask")
+        if mask is None:
+            mask = (ids != cfg.pad_token_id).astype(jnp.int32)
+        types = batch.get("token_type_ids") if cfg.type_vocab_size > 0 else None
+        out = EncoderModel(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
+                                      rngs=None if deterministic or rng is None else {"dropout": rng})
+        return out.logits[cfg.task]
+
+    def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
+             deterministic: bool = False) -> tuple[jax.Array, Metrics]:
+        del frozen
+        logits = self.logits(params, batch, rng, deterministic)
+        if self.kind == "classification":
+            loss, acc = classification_metrics(logits, batch["labels"])
+            metrics = {"accuracy": acc}
+        elif self.kind == "regression":
+            loss = regression_loss(logits, batch["labels"])
+            metrics = {"mse": loss}
+        elif self.kind == "span":
+            loss, acc = span_metrics(logits, batch["start_positions"], batch["end_positions"])
+            metrics = {"span_accuracy": acc}
+        else:
+            loss, acc = token_metrics(logits, batch["labels"])
+            metrics = {"token_accuracy": acc}
+        metrics["loss"] = loss
+        return loss, metrics
+
+    # ---- shapes & cost --------------------------------------------------------------
+    def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        fields: dict[str, tuple[tuple[int, ...], Any]] = {
+            "input_ids": ((batch_size, seq_len), np.int32),
+            "attention_mask": ((batch_size, seq_len), np.int32),
+        }
+        if self.model_config.type_vocab_size > 0:
+            fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+        if self.kind == "span":
+            fields["start_positions"] = ((batch_size,), np.int32)
+            fields["end_positions"] = ((batch_size,), np.int32)
+        elif self.kind == "token":
+            fields["labels"] = ((batch_size, seq_len), np.int32)
+        else:
+            fields["labels"] = ((batch_size,), np.float32 if self.kind == "regression" else np.int32)
+        return fields
+
+    def flops_per_step(self, batch_size: int, seq_len: int) -> float:
+        """6 × forward matmul FLOPs of the encoder (the task head is negligible)."""
+        return 3.0 * batch_size * seq_len * encoder_flops_per_token(self.model_config, seq_len)
+
+
+@register_objective("finetune")
+def make_finetune(config: Any, tokenizer: Any = None) -> Finetune:
+    """A Finetune objective from an experiment config: `model` (preset / dict), `task.kind`, `task.num_labels`,
+    `task.classifier_dropout`. Pretrained params are attached by `jaxbert.finetune` (from `config.init`)."""
+    del tokenizer
+    model = config.model.to_dict() if hasattr(config.model, "to_dict") else config.model
+    base = resolve_model_config(model)
+    task = config.task
+    kind = str(task.kind)
+    overrides = {}
+    if task.get("classifier_dropout") is not None:
+        overrides["classifier_dropout"] = float(task.classifier_dropout)
+    return Finetune(task_model_config(base, kind, int(task.get("num_labels", 0)), **overrides), kind)
