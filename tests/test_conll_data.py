@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hf_wordpiece_tokenizer import HFWordPiece
 
 from jaxbert.data.conll import (
     IGNORE,
@@ -19,13 +18,15 @@ from jaxbert.data.conll import (
     read_conll,
     tag_counts,
 )
+from jaxbert.tokenize import load_tokenizer
 
 SUBSET = 1500
 
 
 @pytest.fixture(scope="module")
-def tok(minilm_dir: Path) -> HFWordPiece:
-    return HFWordPiece(minilm_dir / "tokenizer.json")
+def tok(minilm_dir: Path):
+    """bert-base-uncased WordPiece, as jaxbert loads it from the MiniLM checkpoint."""
+    return load_tokenizer(minilm_dir)
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,20 @@ def test_bad_files_name_file_and_line(tmp_path: Path, tok):
     with pytest.raises(ConllDataError, match=r"\['B-ANIMAL'\] are not in the label list"):
         encode_conll(read_conll(path), tok)
     assert encode_conll(read_conll(path), tok, label_list(read_conll(path))).labels.max() == 0
+
+
+def test_roberta_bpe_alignment_round_trips(sentences, shared_data: Path):
+    """Byte-level BPE marks word starts with a leading space ("Ġ"); alignment goes by offsets all the same."""
+    tok = load_tokenizer(shared_data / "vocab" / "roberta-base")
+    subset = sentences[:400]
+    feats = encode_conll(subset, tok, max_length=160)
+    assert not feats.truncated.any()
+    for i, sentence in enumerate(subset):
+        labelled = np.flatnonzero(feats.labels[i] != IGNORE)
+        # One labelled token per word, in word order, each the first token of its word.
+        assert feats.word_ids[i][labelled].tolist() == list(range(len(sentence.words)))
+        pieces = tok.convert_ids_to_tokens(feats.input_ids[i][labelled])
+        assert all(p.lstrip("Ġ") and sentence.words[w].startswith(p.lstrip("Ġ")) for w, p in enumerate(pieces)
+                   if p.isascii() and p.lstrip("Ġ").isalnum())
+    back = predictions_to_words(np.where(feats.labels == IGNORE, 0, feats.labels), feats.word_ids, feats.num_words)
+    assert back == [list(s.tags) for s in subset]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hf_wordpiece_tokenizer import HFWordPiece
 
 from jaxbert.data.glue import (
     GLUE_TASKS,
@@ -20,11 +19,13 @@ from jaxbert.data.glue import (
     read_glue_tsv,
     train_validation_split,
 )
+from jaxbert.tokenize import load_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tok(minilm_dir: Path) -> HFWordPiece:
-    return HFWordPiece(minilm_dir / "tokenizer.json")
+def tok(minilm_dir: Path):
+    """bert-base-uncased WordPiece, as jaxbert loads it from the MiniLM checkpoint."""
+    return load_tokenizer(minilm_dir)
 
 
 @pytest.fixture(scope="module")

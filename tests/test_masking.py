@@ -18,6 +18,7 @@ from jaxbert.data.masking import (
     mask_tokens,
     random_non_special,
 )
+from jaxbert.tokenize import load_tokenizer
 
 # bert-base-uncased ids: [PAD]=0 [UNK]=100 [CLS]=101 [SEP]=102 [MASK]=103.
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
@@ -249,18 +250,15 @@ def words_of(maskable: np.ndarray, starts: np.ndarray) -> list[list[int]]:
 
 @pytest.fixture(scope="module")
 def wikitext_batch(shared_data: Path, minilm_dir: Path):
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
-    tok.enable_truncation(128)
-    tok.enable_padding(length=128, pad_id=PAD)
+    """Real wikitext lines through bert-base-uncased WordPiece, with the tokenizer's word starts."""
+    tok = load_tokenizer(minilm_dir)
     lines = [ln for ln in (shared_data / "corpus" / "wikitext-2.valid.tokens.txt").read_text("utf-8").splitlines()
              if len(ln.split()) > 20][:256]
-    encodings = tok.encode_batch(lines)
-    ids = np.array([e.ids for e in encodings], np.int32)
-    starts = np.array([[not t.startswith("##") for t in e.tokens] for e in encodings])
-    attention = np.array([e.attention_mask for e in encodings], np.int32)
-    return ids, starts, attention
+    enc = tok(lines, max_length=128, padding="max_length", truncation=True, return_word_starts=True)
+    pieces = [tok.convert_ids_to_tokens(row) for row in enc["input_ids"]]
+    # The tokenizer's word starts are exactly the pieces without WordPiece's "##" continuation mark.
+    assert enc["word_starts"].tolist() == [[not p.startswith("##") for p in row] for row in pieces]
+    return enc["input_ids"], enc["word_starts"], enc["attention_mask"]
 
 
 def test_whole_word_masking_selects_whole_words_only(wikitext_batch):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hf_wordpiece_tokenizer import HFWordPiece
 
 from jaxbert.data.squad import (
     CLS_INDEX,
@@ -19,6 +18,7 @@ from jaxbert.data.squad import (
     read_squad,
     squad_features,
 )
+from jaxbert.tokenize import load_tokenizer
 
 # Articles with many non-ASCII contexts (accents, IPA, Tibetan and Sanskrit transliterations).
 UNICODE_ARTICLES = ("Beyoncé", "Frédéric_Chopin", "Sino-Tibetan_relations_during_the_Ming_dynasty", "Buddhism")
@@ -26,8 +26,9 @@ MAX_SEQ, STRIDE, MAX_QUERY = 128, 32, 64
 
 
 @pytest.fixture(scope="module")
-def tok(minilm_dir: Path) -> HFWordPiece:
-    return HFWordPiece(minilm_dir / "tokenizer.json")
+def tok(minilm_dir: Path):
+    """bert-base-uncased WordPiece, as jaxbert loads it from the MiniLM checkpoint."""
+    return load_tokenizer(minilm_dir)
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +60,17 @@ def test_reads_the_whole_sample(sample):
     assert sum(any(ord(c) > 127 for c in e.context) for e in subset) > 1000
 
 
-_BOUNDS: dict[str, tuple[set[int], set[int]]] = {}
+_BOUNDS: dict[tuple[int, str], tuple[set[int], set[int]]] = {}
 
 
 def _token_bounds(reference_tok, context: str) -> tuple[set[int], set[int]]:
     """Character positions where the reference tokenizer's tokens of `context` start and end."""
-    if context in _BOUNDS:
-        return _BOUNDS[context]
+    key = (id(reference_tok), context)
+    if key in _BOUNDS:
+        return _BOUNDS[key]
     offsets = reference_tok(context, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    _BOUNDS[context] = {s for s, _ in offsets}, {e for _, e in offsets}
-    return _BOUNDS[context]
+    _BOUNDS[key] = {s for s, _ in offsets}, {e for _, e in offsets}
+    return _BOUNDS[key]
 
 
 def test_gold_answers_come_back_through_offsets_in_every_window(windows, reference_tok):
@@ -287,3 +289,43 @@ def test_bad_files_and_settings(tmp_path: Path, tok):
     example = _example("q", "a short context here", "short", question="word " * 40)
     with pytest.raises(SquadDataError, match="max_seq_len"):
         squad_features([example], tok, max_seq_len=16, max_query_len=64)
+
+
+# ---- RoBERTa's byte-level BPE: another pair template (<s> q </s></s> d </s>) and other offsets -----------
+
+
+@pytest.fixture(scope="module")
+def roberta(shared_data: Path):
+    transformers = pytest.importorskip("transformers")
+    vocab = shared_data / "vocab" / "roberta-base"
+    reference = transformers.RobertaTokenizerFast.from_pretrained(str(vocab))
+    return load_tokenizer(vocab), reference
+
+
+def test_roberta_windows_match_its_pair_template_and_recover_answers(sample, roberta):
+    tok, reference = roberta
+    _, subset = sample
+    examples = subset[:400]
+    # One window per short example: the feature is exactly transformers' pair encoding of (question, context).
+    whole = squad_features(examples, tok, max_seq_len=512, doc_stride=128, max_query_len=64)
+    one_window = [i for i in range(len(examples)) if (whole.example_index == i).sum() == 1][:100]
+    assert len(one_window) > 50
+    for i in one_window:
+        f = int(np.flatnonzero(whole.example_index == i)[0])
+        want = reference(examples[i].question, examples[i].context)["input_ids"]
+        assert whole.input_ids[f, :len(want)].tolist() == want
+        assert whole.attention_mask[f].sum() == len(want) and not whole.token_type_ids[f].any()
+    # Many windows: gold answers come back through the BPE offsets wherever they sit on token boundaries.
+    feats = squad_features(examples, tok, max_seq_len=MAX_SEQ, doc_stride=STRIDE, max_query_len=MAX_QUERY)
+    checked = 0
+    for f in np.flatnonzero(feats.start_positions != CLS_INDEX):
+        ex = examples[feats.example_index[f]]
+        answer = ex.answers[0]
+        s, e = feats.start_positions[f], feats.end_positions[f]
+        recovered = ex.context[feats.offset_mapping[f, s, 0]:feats.offset_mapping[f, e, 1]]
+        starts, ends = _token_bounds(reference, ex.context)
+        assert answer.text in recovered
+        if answer.start in starts and answer.end in ends:
+            assert recovered == answer.text, ex.id
+            checked += 1
+    assert checked > 0.95 * len(np.flatnonzero(feats.start_positions != CLS_INDEX))
