@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
-from jaxbert.interop.hf_config import architecture, hf_config_dict, model_config_from_hf, to_hf_config
+from jaxbert.interop.hf_config import architecture, exportable, hf_config_dict, model_config_from_hf, to_hf_config
 from jaxbert.interop.hf_convert import LEAVES, hf_key, hf_shape, to_hf, to_ours
 from jaxbert.interop.hf_files import (
     CONFIG_FILE,
@@ -195,22 +195,25 @@ def load_hf(path: str | os.PathLike) -> tuple[ModelConfig, Params]:
 
 def hf_state_dict(config: ModelConfig, params: Params) -> dict[str, np.ndarray]:
     """Our params as the HF state dict of `architecture(config)` (float32, [out, in] Linear layout, untied keys)."""
-    fields = hf_config_dict(config)  # raises for configs transformers cannot hold
     check_params(config, params, source="params to export")
-    if not config.scan_layers:
-        params = unrolled_to_scan(params, config)
-        config = config.replace(scan_layers=True)
+    target = exportable(config)
+    fields = hf_config_dict(target)  # raises for configs transformers cannot hold
+    if not target.scan_layers:
+        params = unrolled_to_scan(params, target)
+        target = target.replace(scan_layers=True)
     flat = _flatten(jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), params))
-    names = FAMILIES[config.family]
+    if config.pooler and not target.pooler:
+        flat = {k: v for k, v in flat.items() if not k.startswith("pooler/")}
+    names = FAMILIES[target.family]
     prefix = "" if fields["architectures"][0].endswith("Model") else names.base_prefix + "."
     out: dict[str, np.ndarray] = {}
-    for item in _plan(config, names, prefix):
+    for item in _plan(target, names, prefix):
         for leaf, suffix in LEAVES[item.kind]:
             value = flat.pop(f"{item.ours}/{leaf}" if leaf else item.ours)
             for i, module in enumerate(item.theirs):
                 out[hf_key(module, suffix)] = to_hf(item.kind, leaf, value[i] if item.stacked else value)
     if flat:  # every param must have a home, or the export would silently drop weights
-        raise JaxbertError(f"cannot export parameter {sorted(flat)[0]}: transformers' {config.family} has no place "
+        raise JaxbertError(f"cannot export parameter {sorted(flat)[0]}: transformers' {target.family} has no place "
                            "for it")
     return out
 
@@ -221,7 +224,9 @@ def export_hf(config: ModelConfig, params: Params, out_dir: str | os.PathLike, o
     Atomic: written in a temporary sibling directory and renamed into place; an existing non-empty
     `out_dir` is an error unless `overwrite`.
     """
-    fields = hf_config_dict(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # hf_state_dict below warns once about anything not exported
+        fields = hf_config_dict(exportable(config))
     tensors = hf_state_dict(config, params)
 
     def fill(tmp: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -119,6 +120,17 @@ def architecture(config: ModelConfig) -> str:
         raise JaxbertError(f"no transformers {config.family} class holds heads={list(config.heads)} with "
                            f"pooler={config.pooler}; use one of: {'; '.join(options)}")
     return ARCHITECTURES[key]
+
+
+def exportable(config: ModelConfig) -> ModelConfig:
+    """The config export writes: without the pooler where the matching class has none (RobertaForMaskedLM
+    and co.; real roberta-base checkpoints carry an unused pooler), with a warning that it is dropped."""
+    key = (config.family, canonical_heads(config.heads), config.pooler)
+    if config.pooler and key not in ARCHITECTURES and key[:2] + (False,) in ARCHITECTURES:
+        warnings.warn(f"transformers' {ARCHITECTURES[key[:2] + (False,)]} has no pooler; "
+                      "the pooler weights are not exported", stacklevel=3)
+        return config.replace(pooler=False)
+    return config
 
 
 def _check_exportable(config: ModelConfig) -> None:
