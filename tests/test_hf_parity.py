@@ -291,6 +291,7 @@ def test_export_is_atomic_and_refuses_to_clobber(tmp_path: Path) -> None:
     (_small("bert-base", heads=("sop",)), "heads=['sop']"),
     (_small("roberta-base", head_act="relu"), "MLM head activation"),
     (_small("bert-base", embedding_size=16), "factorized embeddings"),
+    (_small("bert-base", heads=(), task="classification", num_labels=3), "export_hf_task"),
 ])
 def test_export_refuses_configs_transformers_cannot_hold(config: ModelConfig, message: str, tmp_path: Path) -> None:
     with pytest.raises(JaxbertError, match=re.escape(message)) as err:

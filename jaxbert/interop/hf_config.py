@@ -114,6 +114,9 @@ def model_config_from_hf(hf: Mapping[str, Any], heads: tuple[str, ...], pooler: 
 
 def architecture(config: ModelConfig) -> str:
     """The transformers class that holds exactly this config's heads and pooler (a clear error if none does)."""
+    if config.task:
+        raise JaxbertError(f"this is a fine-tuned {config.task} model; export it with "
+                           "jaxbert.interop.hf_tasks.export_hf_task (jaxbert.export_hf picks it for you)")
     key = (config.family, canonical_heads(config.heads), config.pooler)
     if key not in ARCHITECTURES:
         options = [f"heads={list(h)} pooler={p}" for f, h, p in ARCHITECTURES if f == config.family]
