@@ -12,6 +12,7 @@ import datetime
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,23 @@ def _manager(directory: Path, keep: int = 3, keep_every: int = 0, async_save: bo
     options = ocp.CheckpointManagerOptions(
         preservation_policy=pp.AnyPreservationPolicy(policies),
         enable_async_checkpointing=async_save,
-        cleanup_tmp_directories=not read_only,
+        cleanup_tmp_directories=False,  # done synchronously by remove_unfinished_saves
         create=not read_only,
         read_only=read_only,
         save_root_metadata=not read_only,
     )
     return ocp.CheckpointManager(directory, options=options)
+
+
+def remove_unfinished_saves(directory: Path) -> list[str]:
+    """Delete the temporary step directories a killed save left behind (process 0); returns their names."""
+    if jax.process_index() != 0 or not directory.is_dir():
+        return []
+    names = list(ocp.step.tmp_checkpoints(directory))
+    for name in names:
+        log.warning("removing the unfinished checkpoint %s left by an interrupted save", directory / name)
+        shutil.rmtree(directory / name, ignore_errors=True)
+    return names
 
 
 class Checkpointer:
@@ -89,6 +101,7 @@ class Checkpointer:
     def __init__(self, workdir: str | os.PathLike, keep: int = 3, keep_every: int = 0,
                  async_save: bool = True) -> None:
         self.directory = Path(workdir).absolute() / CHECKPOINT_DIR
+        remove_unfinished_saves(self.directory)
         self.manager = _manager(self.directory, keep, keep_every, async_save)
 
     def latest_step(self) -> int | None:
@@ -100,11 +113,10 @@ class Checkpointer:
     def save(self, state: TrainState, meta: Mapping[str, Any], data_iterator: Any = None) -> bool:
         """Save at `state.step` (async where enabled: returns once arrays are copied off the devices)."""
         step = int(jax.device_get(state.step))
-        items: dict[str, Any] = {
-            "params": ocp.args.StandardSave(state.params),
-            "opt_state": ocp.args.StandardSave(state.opt_state),
-            "config": ocp.args.JsonSave(dict(meta)),
-        }
+        items: dict[str, Any] = {"params": ocp.args.StandardSave(state.params),
+                                 "config": ocp.args.JsonSave(dict(meta))}
+        if jax.tree_util.tree_leaves(state.opt_state):  # stateless optimizers have nothing to save
+            items["opt_state"] = ocp.args.StandardSave(state.opt_state)
         if data_iterator is not None:
             items["data"] = grain.PyGrainCheckpointSave(_SavedIteratorState(data_iterator.get_state()))
         saved = self.manager.save(step, args=ocp.args.Composite(**items), force=True)
@@ -117,10 +129,9 @@ class Checkpointer:
 
         `data_iterator`, when given, is moved to the saved position.
         """
-        items: dict[str, Any] = {
-            "params": ocp.args.StandardRestore(abstract_state.params),
-            "opt_state": ocp.args.StandardRestore(abstract_state.opt_state),
-        }
+        items: dict[str, Any] = {"params": ocp.args.StandardRestore(abstract_state.params)}
+        if jax.tree_util.tree_leaves(abstract_state.opt_state):
+            items["opt_state"] = ocp.args.StandardRestore(abstract_state.opt_state)
         if data_iterator is not None:
             items["data"] = grain.PyGrainCheckpointRestore(_IteratorRestorer(data_iterator))
         try:
@@ -130,7 +141,7 @@ class Checkpointer:
                                   "the checkpoint is damaged or was written by a different config") from e
         sharding = abstract_state.step.sharding
         step_arr = jax.device_put(np.asarray(step, np.int32), sharding) if sharding is not None else step
-        return TrainState(step=step_arr, params=out["params"], opt_state=out["opt_state"])
+        return TrainState(step=step_arr, params=out["params"], opt_state=out.get("opt_state", abstract_state.opt_state))
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
