@@ -9,12 +9,12 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh
 
-from jaxbert.errors import JaxbertError
+from jaxbert.config import ConfigError
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
-class MeshError(JaxbertError, ValueError):
+class MeshError(ConfigError):
     """The mesh config does not fit the devices; the message names the field and the fix."""
 
 

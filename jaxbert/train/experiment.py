@@ -18,12 +18,37 @@ from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 NAN_POLICIES = ("stop", "skip")
 
 
+def bert_phases(config: ml_collections.ConfigDict, phase: str, steps: int = 1_000_000, lr: float = 1e-4
+                ) -> ml_collections.ConfigDict:
+    """BERT's two phases: seq 128 for 90% of the steps, then seq 512 for 10% (Devlin et al. 2019, A.2).
+
+    Phase 1 runs the first 90% of one linear schedule (warmup, then decay towards 0 at `steps`).
+    Phase 2 starts from phase 1's weights (`init`) and runs that schedule's last 10%: from the
+    learning rate phase 1 ended at, linearly to 0. Unlike the original, Adam's moments restart.
+    """
+    if phase not in ("phase1", "phase2"):
+        raise ConfigError(f"unknown phase {phase!r}; use 'phase1' (seq 128) or 'phase2' (seq 512)")
+    t = config.train
+    first = steps * 9 // 10
+    # The paper's single schedule: lr(s) = lr * (steps - s) / (steps - warmup) after the warmup.
+    lr_at_switch = lr * (steps - first) / (steps - t.warmup_steps)
+    if phase == "phase1":
+        t.update(dict(seq_len=128, steps=first, lr=lr, end_lr=lr_at_switch))
+        config.objective.max_predictions = 20
+    else:
+        t.update(dict(seq_len=512, steps=steps - first, lr=lr_at_switch, warmup_steps=0, end_lr=0.0))
+        config.objective.max_predictions = 80
+        config.phase = "phase2"
+    return config
+
+
 def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_collections.ConfigDict:
     """Every key a pretraining run reads, with BERT-paper defaults; config files start from this."""
     c = ml_collections.ConfigDict()
     c.model = model
     c.seed = 0
     c.init = ""  # a workdir or bundle whose model params start this run (e.g. the seq-512 phase)
+    c.phase = ""  # "phase2": the seq-512 continuation of a seq-128 run (needs init)
     c.objective = ml_collections.ConfigDict(dict(
         name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False,
         mask_replace_prob=0.8, random_replace_prob=0.1))
@@ -234,6 +259,8 @@ def validate_train_config(config: ml_collections.ConfigDict, num_devices: int | 
         if (t.batch_size // accum) % dp:
             _bad("train.batch_size", f"{t.batch_size} (micro-batch {t.batch_size // accum}) is not divisible by "
                  f"the data-parallel size {dp} (mesh data x fsdp); use a multiple of {dp * accum}")
+    if config.get("phase", "") == "phase2" and not config.get("init", ""):
+        _bad("init", "phase 2 continues from phase 1's weights; pass --config.init=PHASE1_WORKDIR")
     c = config.checkpoint
     if _number(config, "checkpoint.every") <= 0:
         _bad("checkpoint.every", f"must be a positive number of steps, got {c.every}")

@@ -1,0 +1,146 @@
+"""`jaxbert pretrain`: config overrides, one-line config errors before compiling, and end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+
+import ml_collections
+import pytest
+
+from jaxbert.cli import main
+from jaxbert.config import ConfigError
+from jaxbert.train.experiment import apply_overrides, load_config, pretrain_config, validate_train_config
+from jaxbert.train.metrics import read_metrics
+
+SMOKE = "configs/smoke/bert.py"
+
+
+def test_overrides_are_typed_by_the_field_they_replace():
+    c = pretrain_config("bert-base")
+    apply_overrides(c, ["--config.train.lr=3e-4", "--config.train.steps=10", "--config.train.progress=false",
+                        "--config.data.corpus=a.txt,b.txt", "--config.mesh.fsdp=4", "--config.model.num_layers=2",
+                        "--config.objective.pair_task=sop", "--config.train.steps=1e3"])
+    assert c.train.lr == 3e-4 and isinstance(c.train.lr, float)
+    assert c.train.steps == 1000 and isinstance(c.train.steps, int)
+    assert c.train.progress is False and c.data.corpus == ("a.txt", "b.txt") and c.mesh.fsdp == 4
+    assert c.model.to_dict() == {"preset": "bert-base", "num_layers": 2}
+    assert c.objective.pair_task == "sop"
+    apply_overrides(c, ["--config.model=roberta-base", "--config.data.corpus=['x.txt']"])
+    assert c.model == "roberta-base" and c.data.corpus == ("x.txt",)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.train.lrr=1", "config.train.lrr: no such key"),
+    ("--config.trian.lr=1", "config.trian: no such key"),
+    ("--config.train.steps=ten", "config.train.steps: cannot read 'ten' as a int"),
+    ("--config.model.layers=2", "config.model.layers: ModelConfig has no such field"),
+])
+def test_bad_overrides_are_one_line_errors(override, message):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(pretrain_config(), [override])
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def _valid() -> ml_collections.ConfigDict:
+    c = load_config(SMOKE)
+    return c
+
+
+@pytest.mark.parametrize("override, devices, field", [
+    ("--config.train.lr=-0.001", 1, "config.train.lr"),
+    ("--config.train.batch_size=12", 8, "config.train.batch_size"),  # 12 over data-parallel 8
+    ("--config.train.grad_accum=5", 1, "config.train.batch_size"),  # 32 not divisible by 5
+    ("--config.objective.name=bogus", 1, "config.objective.name"),
+    ("--config.train.seq_len=200", 1, "config.train.seq_len"),  # the smoke model has 128 positions
+    ("--config.objective.max_predictions=100", 1, "config.objective.max_predictions"),
+    ("--config.train.optimizer=sgd", 1, "config.train.optimizer"),
+    ("--config.train.nan_policy=ignore", 1, "config.train.nan_policy"),
+    ("--config.checkpoint.every=0", 1, "config.checkpoint.every"),
+    ("--config.mesh.tensor=3", 8, "config.mesh"),
+    ("--config.phase=phase2", 1, "config.init"),
+    ("--config.model.hidden_size=101", 1, "ModelConfig.hidden_size"),  # not divisible by 2 heads
+])
+def test_bad_config_values_fail_before_compiling_naming_the_field(override, devices, field):
+    c = apply_overrides(_valid(), [override])
+    with pytest.raises(ConfigError) as err:
+        validate_train_config(c, devices)
+    assert str(err.value).startswith(field) and "\n" not in str(err.value), str(err.value)
+
+
+def test_cli_prints_one_line_for_a_bad_config(tmp_path, capsys):
+    rc = main(["pretrain", "--config", SMOKE, "--workdir", str(tmp_path / "w"), "--config.train.lr=-1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1].startswith("jaxbert pretrain: error: config.train.lr: must be a positive")
+    assert not (tmp_path / "w").exists()  # nothing was written
+    rc = main(["pretrain", "--config", str(tmp_path / "missing.py"), "--workdir", str(tmp_path / "w")])
+    assert rc == 1 and "--config: no config file" in capsys.readouterr().err
+
+
+def test_every_shipped_config_is_valid():
+    for name in ("pretrain/bert_base.py", "pretrain/bert_large.py", "pretrain/roberta_base.py",
+                 "pretrain/albert_base.py", "pretrain/albert_xxlarge.py", "smoke/bert.py", "smoke/roberta.py",
+                 "smoke/albert.py"):
+        c = load_config(f"configs/{name}")
+        for key in ("model", "seed", "data", "train", "checkpoint", "mesh"):
+            assert key in c, (name, key)
+        for key in ("corpus",):
+            assert key in c.data
+        for key in ("steps", "batch_size", "seq_len", "lr"):
+            assert key in c.train
+        assert "every" in c.checkpoint
+        validate_train_config(c, 8)
+    phase2 = load_config("configs/pretrain/bert_base.py:phase2")
+    assert phase2.train.seq_len == 512 and phase2.objective.max_predictions == 80
+
+
+def test_short_pretraining_run_end_to_end_then_load(tmp_path, capsys):
+    import jaxbert
+
+    workdir = tmp_path / "run"
+    args = ["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.train.steps=30",
+            "--config.train.batch_size=16", "--config.train.log_every=10", "--config.train.eval_every=30",
+            "--config.train.eval_batches=2", "--config.checkpoint.every=15", "--config.train.progress=false",
+            "--config.data.vocab_size=600"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["step"] == 30 and "eval/mlm_accuracy" in summary
+    rows = read_metrics(workdir)
+    assert [r["step"] for r in rows if "loss" in r] == [10, 20, 30]
+    assert [r["step"] for r in rows if "eval/loss" in r] == [30]
+    assert {"mlm_accuracy", "nsp_accuracy", "learning_rate", "grad_norm", "tokens_per_s"} <= set(rows[0])
+
+    model = jaxbert.load(workdir)
+    assert model.config.vocab_size == 600 == model.tokenizer.vocab_size
+    assert model.config.heads == ("mlm", "nsp")
+    out = model(model.tokenizer(["the for statement"], max_length=16)["input_ids"])
+    assert out.logits["mlm"].shape == (1, 16, 600)
+
+    # The same command again: the run is complete, nothing is retrained.
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["step"] == 30 and len(read_metrics(workdir)) == len(rows)
+
+
+def _smoke(family: str, workdir, capsys) -> list[dict]:
+    assert main(["pretrain", "--config", f"configs/smoke/{family}.py", "--workdir", str(workdir),
+                 "--config.train.progress=false"]) == 0
+    capsys.readouterr()
+    return [r for r in read_metrics(workdir) if "loss" in r]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, pair", [("bert", "nsp"), ("roberta", None), ("albert", "sop")])
+def test_smoke_config_loss_falls_and_mlm_accuracy_rises(family, pair, tmp_path, capsys):
+    rows = _smoke(family, tmp_path, capsys)
+    first, last = rows[:3], rows[-3:]
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
+    print(json.dumps({"family": family, "curve": [(r["step"], round(r["loss"], 3), round(r["mlm_accuracy"], 3))
+                                                  for r in rows]}))
+    assert mean(last, "loss") < mean(first, "loss") - 1.0
+    assert mean(last, "mlm_accuracy") > mean(first, "mlm_accuracy") + 0.05
+    evals = [r for r in read_metrics(tmp_path) if "eval/loss" in r]
+    assert evals and evals[-1]["eval/mlm_accuracy"] > 0.05
+    import jaxbert
+
+    model = jaxbert.load(tmp_path)
+    assert model.config.family == family and (pair is None or pair in model.config.heads)
