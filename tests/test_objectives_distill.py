@@ -215,7 +215,7 @@ def test_pkd_classification_loss_matches_an_independent_computation(batch):
     frozen = {"teacher": {**frozen["teacher"], "task_head": {"out": {**head, "kernel": head["kernel"] * 300}}}}
     params = objective.init_student(jax.random.key(0), frozen["teacher"])
     labels = jnp.asarray([0, 2, 1, 2])
-    b = {**batch, "label": labels}
+    b = {**batch, "labels": labels}
     _, metrics = jax.jit(objective.loss, static_argnames="deterministic")(params, frozen, b, jax.random.key(0),
                                                                           deterministic=True)
 
@@ -236,7 +236,7 @@ def test_pkd_classification_loss_matches_an_independent_computation(batch):
     np.testing.assert_allclose(metrics["kd_loss"], float(kd), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(metrics["pt_loss"], float(pt), rtol=1e-4, atol=1e-8)
     np.testing.assert_allclose(metrics["loss"], 0.3 * float(task) + 0.7 * float(kd) + 100 * float(pt), rtol=1e-4)
-    assert objective.batch_fields(4, 16)["label"] == ((4,), np.int32)
+    assert objective.batch_fields(4, 16)["labels"] == ((4,), np.int32)
 
 
 def test_workdir_loads_as_the_student(teacher, batch, tmp_path):

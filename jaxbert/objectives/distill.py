@@ -9,7 +9,7 @@ DistilBERT: loss = alpha_ce · KL(teacher_T || student_T) · T² over the masked
 Patient KD: loss = (1 − alpha) · task loss + alpha · KL · T² + beta · PT, PT the mean squared error of
   L2-normalised [CLS] hidden states of the student's intermediate layers against teacher layers chosen
   by PKD-Skip (every k-th) or PKD-Last (the last ones). The task is MLM (task-agnostic distillation on
-  a corpus) or sequence classification (batch field `label`).
+  a corpus) or sequence classification (batch field `labels`, as the fine-tuning batches name it).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class PatientKD(_Distillation):
 
     def __init__(self, student: ModelConfig, teacher: Teacher, masking: MaskingConfig | None, task: str = "mlm",
                  strategy: str = "skip", temperature: float = 10.0, alpha: float = 0.5, beta: float = 100.0,
-                 init_layers: str | Sequence[int] = "first", label_field: str = "label",
+                 init_layers: str | Sequence[int] = "first", label_field: str = "labels",
                  word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if task not in PKD_TASKS:
             raise ConfigError(f"config.objective.task: unknown PKD task {task!r}; use one of {', '.join(PKD_TASKS)}")
@@ -336,5 +336,5 @@ def make_pkd(config: Any, tokenizer: Any = None) -> PatientKD:
     return PatientKD(student, teacher_from_options(opts, student), masking, task=task,
                      strategy=str(opts.get("strategy", "skip")), temperature=float(opts.get("temperature", 10.0)),
                      alpha=float(opts.get("alpha", 0.5)), beta=float(opts.get("beta", 100.0)),
-                     init_layers=_init_layers(opts, "first"), label_field=str(opts.get("label_field", "label")),
+                     init_layers=_init_layers(opts, "first"), label_field=str(opts.get("label_field", "labels")),
                      word_tables=tables)
