@@ -93,6 +93,15 @@ class ModelConfig:
         return self.embedding_size or self.hidden_size
 
     @property
+    def has_projection(self) -> bool:
+        """Whether embeddings pass through a dense E→H projection.
+
+        Only when E != H, as in Google's original ALBERT and ELECTRA code and the ALBERT paper's
+        parameter counts (transformers' ALBERT always projects; such E == H checkpoints are refused on import).
+        """
+        return self.embed_dim != self.hidden_size
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 

@@ -52,7 +52,7 @@ def _plan(config: ModelConfig, names: FamilyNames, prefix: str) -> list[_Item]:
     """Every module of `config`'s param tree (scan layout) with its HF key prefix."""
     items = [_Item(o, (prefix + t,), k) for o, t, k in names.embeddings
              if o != "embeddings/token_type" or config.type_vocab_size > 0]
-    if config.embed_dim != config.hidden_size and names.projection is not None:
+    if config.has_projection and names.projection is not None:
         o, t, k = names.projection
         items.append(_Item(o, (prefix + t,), k))
     if config.sharing == "all":

@@ -34,7 +34,7 @@ class Embeddings(nn.Module):
                                        embedding_init=kernel_init(cfg, (None, "embed")))
         self.norm = LayerNorm(cfg)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
-        if cfg.embed_dim != cfg.hidden_size:
+        if cfg.has_projection:
             self.projection = dense(cfg, cfg.hidden_size, ("embed", "hidden"))
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None) -> jax.Array:
@@ -46,7 +46,7 @@ class Embeddings(nn.Module):
             x = x + self.token_type(token_type_ids)
         x = self.dropout(self.norm(x), deterministic=self.deterministic)
         x = x.astype(dtype_of(cfg.compute_dtype))
-        if cfg.embed_dim != cfg.hidden_size:
+        if cfg.has_projection:
             x = self.projection(x)
         return x
 

@@ -83,7 +83,7 @@ def encoder_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     """Forward FLOPs per token of the embedding projection and encoder (matmuls, attention included)."""
     h, i = cfg.hidden_size, cfg.intermediate_size
     per_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_len * h
-    projection = 2 * cfg.embed_dim * h if cfg.embed_dim != h else 0
+    projection = 2 * cfg.embed_dim * h if cfg.has_projection else 0
     return float(cfg.num_layers * per_layer + projection)
 
 
