@@ -199,12 +199,12 @@ def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
     workdir = Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
     spec = get_task(str(config.task.name))
     base, pretrained, tokenizer, tok_source = load_start(config)
+    data = prepare_data(config, tokenizer)  # bad data stops the run here, before anything is written
+    workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
         _copy_tokenizer(tok_source, tokenizer, workdir / TOKENIZER_DIR)
-    data = prepare_data(config, tokenizer)
     dropout = config.task.get("classifier_dropout")
     overrides = {"classifier_dropout": float(dropout)} if dropout is not None else {}
     model_config = task_model_config(base, spec.kind, spec.num_labels(), **overrides)

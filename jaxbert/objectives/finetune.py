@@ -152,9 +152,26 @@ class Finetune(Objective):
         return nn.unbox(init_boxed(self.model_config, rng))
 
     def initial_params(self, rng: jax.Array) -> PyTree:
-        """Random init with the pretrained encoder copied in (host-side; the loop shards it after)."""
-        params, self.fresh_params = merge_pretrained(self.init(rng), self.pretrained)
-        return params
+        """The pretrained params with freshly initialised leaves where they lack one (the task head...).
+
+        Only the missing leaves are computed: the jitted init is pruned to them, so a large
+        pretrained encoder is never randomly initialised just to be overwritten.
+        """
+        shapes = jax.eval_shape(self.init, rng)
+        merged, self.fresh_params = merge_pretrained(shapes, self.pretrained)
+        wanted = set(self.fresh_params)
+
+        def fresh_leaves(key: jax.Array) -> dict[str, jax.Array]:
+            flat = {"/".join(p): leaf for p, leaf in _paths(self.init(key)).items()}
+            return {p: flat[p] for p in wanted}
+
+        fresh = jax.jit(fresh_leaves)(rng) if wanted else {}
+
+        def pick(path: tuple, leaf: Any) -> Any:
+            key = "/".join(str(getattr(k, "key", k)) for k in path)
+            return fresh.get(key, leaf)
+
+        return jax.tree_util.tree_map_with_path(pick, merged)
 
     def param_axes(self) -> PyTree:
         return logical_axes(self.model_config)
