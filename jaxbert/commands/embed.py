@@ -56,15 +56,19 @@ def run(args: argparse.Namespace) -> int:
     # A memory-mapped .npy is written batch by batch, so any number of texts fits in bounded memory.
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, model.config.hidden_size))
     row = 0
-    with tqdm(total=n, unit="text", desc="embed") as bar:
-        for batch in iter_batches(src, args.batch_size):
-            emb = model.embed(batch, pooling=args.pooling, normalize=args.normalize,
-                              batch_size=args.batch_size, max_length=args.max_length)
-            out[row:row + len(batch)] = emb
-            row += len(batch)
-            bar.update(len(batch))
-    out.flush()
-    del out
-    tmp.replace(dst)
+    try:
+        with tqdm(total=n, unit="text", desc="embed") as bar:
+            for batch in iter_batches(src, args.batch_size):
+                emb = model.embed(batch, pooling=args.pooling, normalize=args.normalize,
+                                  batch_size=args.batch_size, max_length=args.max_length)
+                out[row:row + len(batch)] = emb
+                row += len(batch)
+                bar.update(len(batch))
+        out.flush()
+        del out
+        tmp.replace(dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed run leaves no partial output behind
+        raise
     print(f"wrote {row} embeddings of size {model.config.hidden_size} to {dst}")
     return 0
