@@ -1,0 +1,216 @@
+"""`jaxbert bench`: time one pretraining train step and print ONE JSON line.
+
+    jaxbert bench --model bert-base --objective mlm --batch 8 --seq 128 --steps 10 [--impl jaxbert|hf-flax|torch]
+                  [--dtype float32|bfloat16]
+
+Every implementation runs the same work: dynamic 80/10/10 masking of 15% of the tokens, the
+family's pretraining heads and losses, AdamW (lr 1e-4, weight decay 0.01 off LayerNorms and
+biases, clipping at 1.0) on random token batches. jaxbert computes MLM logits only at the masked
+positions (max_predictions slots); transformers' models compute them at every position, and
+`model_flops_per_step` counts each implementation's own work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from jaxbert.errors import JaxbertError
+
+IMPLS = ("jaxbert", "hf-flax", "torch")
+KEYS = ("impl", "model", "objective", "batch", "seq", "dtype", "steps", "step_s_median", "tokens_per_s", "compile_s",
+        "params", "model_flops_per_step", "achieved_gflops", "peak_rss_mb", "devices")
+PAIR_TASK = {"bert": "nsp", "albert": "sop", "roberta": "none", "electra": "none", "distilbert": "none"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="bert-base", help="model preset name (see jaxbert.PRESETS)")
+    parser.add_argument("--objective", default="mlm", help="training objective (mlm)")
+    parser.add_argument("--batch", type=int, default=8, help="global batch size")
+    parser.add_argument("--seq", type=int, default=128, help="sequence length")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
+    parser.add_argument("--impl", default="jaxbert", choices=IMPLS)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def max_predictions(seq: int, mask_prob: float = 0.15) -> int:
+    """BERT's max_predictions_per_seq for a length: 20 at 128, 77 at 512."""
+    return max(1, min(seq, round(seq * mask_prob)))
+
+
+def peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def random_batch(config: Any, batch: int, seq: int, pair_task: str, seed: int) -> dict[str, np.ndarray]:
+    """Token ids above the special ids, two segments, and a pair label where the family has one."""
+    rng = np.random.default_rng(seed)
+    out = {"input_ids": rng.integers(999 if config.vocab_size > 1000 else 5, config.vocab_size,
+                                     (batch, seq)).astype(np.int32),
+           "attention_mask": np.ones((batch, seq), np.int32)}
+    if config.type_vocab_size > 1:
+        out["token_type_ids"] = np.broadcast_to((np.arange(seq) >= seq // 2).astype(np.int32), (batch, seq)).copy()
+    elif config.type_vocab_size == 1:
+        out["token_type_ids"] = np.zeros((batch, seq), np.int32)
+    if pair_task != "none":
+        out[{"nsp": "next_sentence_label", "sop": "sentence_order_label"}[pair_task]] = \
+            rng.integers(0, 2, batch).astype(np.int32)
+    return out
+
+
+def _experiment(args: argparse.Namespace) -> Any:
+    from jaxbert.config import get_preset
+    from jaxbert.train.experiment import pretrain_config
+
+    family = get_preset(args.model).family
+    config = pretrain_config({"preset": args.model, "compute_dtype": args.dtype}, PAIR_TASK[family])
+    config.objective.name = args.objective
+    config.objective.max_predictions = max_predictions(args.seq)
+    config.train.update(dict(steps=1000, batch_size=args.batch, seq_len=args.seq, lr=1e-4, warmup_steps=10))
+    return config
+
+
+def _result(args: argparse.Namespace, times: list[float], compile_s: float, params: int, flops: float,
+            devices: int) -> dict[str, Any]:
+    median = statistics.median(times)
+    return {"impl": args.impl, "model": args.model, "objective": args.objective, "batch": args.batch,
+            "seq": args.seq, "dtype": args.dtype, "steps": args.steps, "step_s_median": median,
+            "tokens_per_s": args.batch * args.seq / median, "compile_s": compile_s, "params": params,
+            "model_flops_per_step": flops, "achieved_gflops": flops / median / 1e9, "peak_rss_mb": peak_rss_mb(),
+            "devices": devices}
+
+
+def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
+    """The jaxbert train step: sharded over every device (data parallel), compiled ahead of time."""
+    import jax
+
+    from jaxbert.model import count_params
+    from jaxbert.objectives.base import build_objective
+    from jaxbert.parallel import create_mesh, host_to_global, replicated
+    from jaxbert.train.experiment import validate_train_config
+    from jaxbert.train.optim import make_optimizer
+    from jaxbert.train.sharded import compile_steps, init_state, state_layout
+
+    config = _experiment(args)
+    validate_train_config(config, jax.device_count())
+    objective = build_objective(config)
+    tx, schedule = make_optimizer(config.train.to_dict())
+    mesh = create_mesh(dict(config.mesh))
+    layout = state_layout(objective, tx, mesh)
+    state = init_state(objective, tx, layout, jax.random.key(args.seed))
+    compiled = compile_steps(objective, tx, schedule, layout, args.batch, args.seq, with_eval=False)
+    fields = objective.batch_fields(args.batch, args.seq)
+    host = random_batch(objective.model_config, args.batch, args.seq, objective.pair_task, args.seed)
+    batch = host_to_global({k: host[k] for k in fields}, mesh)
+    key = jax.device_put(jax.random.key(args.seed + 1), replicated(mesh))
+    state, metrics = compiled.train(state, {}, batch, key)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        state, metrics = compiled.train(state, {}, batch, key)
+        jax.block_until_ready((state.params, metrics))
+        times.append(time.perf_counter() - start)
+    if not np.isfinite(float(metrics["loss"])):
+        raise JaxbertError(f"the benchmark's loss is {float(metrics['loss'])}; the step is broken")
+    return _result(args, times, compiled.compile_s, count_params(state.params),
+                   objective.flops_per_step(args.batch, args.seq), jax.device_count())
+
+
+def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
+    """transformers' *ForPreTraining / *ForMaskedLM step in PyTorch (CUDA when present, else CPU)."""
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        raise JaxbertError("--impl torch needs torch and transformers: pip install torch transformers") from e
+    from jaxbert.config import get_preset
+    from jaxbert.interop.hf_config import to_hf_config
+    from jaxbert.objectives.mlm import encoder_flops_per_token
+
+    config = _experiment(args)
+    family = get_preset(args.model).family
+    pair = PAIR_TASK[family]
+    model_cfg = get_preset(args.model).replace(compute_dtype="float32", heads=("mlm",) + (() if pair == "none"
+                                                                                         else (pair,)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(args.seed)
+    model = transformers.AutoModelForPreTraining.from_config(to_hf_config(model_cfg)).to(device)
+    model.train()
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n or "norm" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n or "norm" in n)]
+    t = config.train
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(t.b1, t.b2), eps=t.eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / t.warmup_steps))
+    host = random_batch(model_cfg, args.batch, args.seq, pair, args.seed)
+    batch = {k: torch.tensor(v, dtype=torch.long, device=device) for k, v in host.items()}
+    mask_id, vocab = 103 if model_cfg.vocab_size > 103 else 4, model_cfg.vocab_size
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    hf_pair = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}.get(pair)
+
+    def step() -> float:
+        ids = batch["input_ids"]
+        # HF DataCollatorForLanguageModeling's dynamic masking: 15% selected, 80% [MASK], 10% random.
+        selected = torch.rand(ids.shape, generator=generator, device=device) < 0.15
+        labels = torch.where(selected, ids, torch.full_like(ids, -100))
+        action = torch.rand(ids.shape, generator=generator, device=device)
+        inputs = torch.where(selected & (action < 0.8), torch.full_like(ids, mask_id), ids)
+        random_ids = torch.randint(vocab, ids.shape, generator=generator, device=device)
+        inputs = torch.where(selected & (action >= 0.8) & (action < 0.9), random_ids, inputs)
+        kwargs = {"input_ids": inputs, "attention_mask": batch["attention_mask"], "labels": labels}
+        if "token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        if hf_pair:
+            kwargs[hf_pair] = batch[[k for k in batch if k.endswith("_label")][0]]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16"):
+            loss = model(**kwargs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return float(loss.detach())
+
+    start = time.perf_counter()
+    step()  # warm-up (allocations, kernels): torch's nearest thing to a compile
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - start)
+    if not np.isfinite(loss):
+        raise JaxbertError(f"the torch benchmark's loss is {loss}; the step is broken")
+    cfg = model_cfg
+    # transformers' heads run the vocabulary projection at every position.
+    head = 2 * cfg.hidden_size * cfg.embed_dim + 2 * cfg.embed_dim * cfg.vocab_size
+    pooled = (2 * cfg.hidden_size * cfg.hidden_size + 4 * cfg.hidden_size) if pair != "none" else 0
+    flops = 3.0 * args.batch * (args.seq * (encoder_flops_per_token(cfg, args.seq) + head) + pooled)
+    params = sum(p.numel() for p in model.parameters())
+    return _result(args, times, warmup, int(params), flops, 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch <= 0 or args.seq <= 0 or args.steps <= 0:
+        raise JaxbertError("--batch, --seq and --steps must be positive integers")
+    if args.impl == "hf-flax":
+        import transformers
+
+        why = ("ships no Flax models (version 5 removed them)" if not hasattr(transformers, "FlaxBertForPreTraining")
+               else "has Flax models, but jaxbert benchmarks only transformers 5's PyTorch models")
+        raise JaxbertError(f"--impl hf-flax: transformers {transformers.__version__} {why}; compare with --impl torch")
+    result = bench_jaxbert(args) if args.impl == "jaxbert" else bench_torch(args)
+    print(json.dumps({k: result[k] for k in KEYS}))
+    return 0
