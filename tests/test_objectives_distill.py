@@ -265,6 +265,9 @@ def test_factories():
     teacher_model = {**TEACHER.to_dict(), "vocab_size": 30522}  # a random teacher takes the student's vocabulary
     obj = build_objective(_config("distill", teacher_model=teacher_model, temperature=3.0))
     assert isinstance(obj, DistilBert) and obj.teacher_config.vocab_size == VOCAB
+    bf16 = _config("distill", teacher_model=teacher_model)
+    bf16.model.compute_dtype = "bfloat16"
+    assert build_objective(bf16).teacher_config.compute_dtype == "bfloat16"  # the teacher computes like the student
     assert (obj.temperature, obj.alpha_ce, obj.alpha_mlm, obj.alpha_cos) == (3.0, 5.0, 2.0, 1.0)
     assert obj.init_layers == (0, 2)
     pkd = build_objective(_config("pkd", teacher_model=teacher_model, strategy="last", beta=10.0))

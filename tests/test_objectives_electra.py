@@ -26,7 +26,7 @@ from jaxbert.objectives.electra import (
 
 VOCAB, MASK, SPECIAL = 64, 4, (0, 1, 2, 3, 4)
 DISC = ModelConfig(family="electra", vocab_size=VOCAB, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                   embedding_size=16, max_position_embeddings=32, heads=("rtd",), pooler=False)
+                   embedding_size=16, max_position_embeddings=32, heads=("rtd",), pooler=False, scan_layers=False)
 GEN = ModelConfig(family="electra", vocab_size=VOCAB, hidden_size=8, num_layers=1, num_heads=1, intermediate_size=16)
 
 
@@ -66,7 +66,9 @@ def loss_parts(objective):
             return jnp.stack([metrics["mlm_loss"], metrics["rtd_loss"]]), metrics
 
         _, pullback, metrics = jax.vjp(two_losses, p, has_aux=True)
-        return metrics, pullback(jnp.asarray([1.0, 0.0]))[0], pullback(jnp.asarray([0.0, 1.0]))[0]
+        grads = jax.vmap(pullback)(jnp.eye(2))[0]  # one batched backward pass for both losses
+        part = lambda i: jax.tree_util.tree_map(lambda g: g[i], grads)
+        return metrics, part(0), part(1)
 
     return jax.jit(parts)
 
@@ -205,12 +207,15 @@ def _config(**objective) -> ml_collections.ConfigDict:
 
 
 def test_factory_ties_generator_fields_to_the_discriminator():
-    obj = build_objective(_config(generator={**GEN.to_dict(), "vocab_size": 99, "max_position_embeddings": 512},
-                                  disc_weight=20.0, max_predictions=4))
+    config = _config(generator={**GEN.to_dict(), "vocab_size": 99, "max_position_embeddings": 512},
+                     disc_weight=20.0, max_predictions=4)
+    config.model.compute_dtype = "bfloat16"
+    obj = build_objective(config)
     assert isinstance(obj, Electra) and obj.disc_weight == 20.0
     gen = obj.generator_config
     assert (gen.vocab_size, gen.max_position_embeddings, gen.embed_dim) == (VOCAB, 32, DISC.embed_dim)
     assert gen.heads == ("mlm",) and obj.model_config.heads == ("rtd",)
+    assert gen.compute_dtype == "bfloat16"  # one dtype override sets both models
     assert (obj.masking.mask_replace_prob, obj.masking.random_replace_prob) == (0.85, 0.0)
     with pytest.raises(ConfigError, match="objective.generator"):
         build_objective(_config())

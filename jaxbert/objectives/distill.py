@@ -99,7 +99,9 @@ class _Distillation(Objective):
                               f"tokenizer has {masking.vocab_size}; set vocab_size to the tokenizer's")
         self.model_config = student
         self.teacher = teacher
-        self.teacher_config = teacher.config
+        # The frozen teacher computes like the student (one --config.model.compute_dtype sets both).
+        self.teacher_config = teacher.config.replace(compute_dtype=student.compute_dtype,
+                                                     attention_kernel=student.attention_kernel)
         self.init_layers = init_layer_indices(init_layers, student.num_layers, self.teacher_config.num_layers)
         check_compatible(student, self.teacher_config, copy_layers=bool(self.init_layers))
         self.masking = masking

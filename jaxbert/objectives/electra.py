@@ -37,10 +37,13 @@ SHARED_EMBEDDINGS = ("word", "position", "token_type", "norm")
 # Fields of the generator's config that must equal the discriminator's because their tables are shared.
 SHARED_FIELDS = ("vocab_size", "max_position_embeddings", "type_vocab_size", "pad_token_id", "position_offset",
                  "layer_norm_eps", "param_dtype")
+# How the run computes (set once on the discriminator, e.g. --config.model.compute_dtype=bfloat16).
+COMPUTE_FIELDS = ("compute_dtype", "attention_kernel", "remat", "scan_layers")
 
 
 def generator_config(discriminator: ModelConfig, generator: ModelConfig) -> ModelConfig:
-    """The generator's config with the shared-embedding fields taken from the discriminator.
+    """The generator's config with the shared-embedding fields and the compute choices taken from the
+    discriminator.
 
     Its embedding width is the discriminator's (a projection E→H is added when its hidden size differs),
     and it carries exactly one head, the MLM head.
@@ -48,7 +51,7 @@ def generator_config(discriminator: ModelConfig, generator: ModelConfig) -> Mode
     e = discriminator.embed_dim
     return generator.replace(
         family="electra", embedding_size=0 if e == generator.hidden_size else e, heads=("mlm",), pooler=False,
-        task="", num_labels=0, **{f: getattr(discriminator, f) for f in SHARED_FIELDS})
+        task="", num_labels=0, **{f: getattr(discriminator, f) for f in SHARED_FIELDS + COMPUTE_FIELDS})
 
 
 def _without_shared(tree: PyTree) -> PyTree:
