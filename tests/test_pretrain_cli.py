@@ -144,3 +144,28 @@ def test_smoke_config_loss_falls_and_mlm_accuracy_rises(family, pair, tmp_path, 
 
     model = jaxbert.load(tmp_path)
     assert model.config.family == family and (pair is None or pair in model.config.heads)
+
+
+@pytest.mark.slow
+def test_phase_two_starts_from_phase_one_weights_and_vocabulary(tmp_path, capsys):
+    import numpy as np
+
+    import jaxbert
+
+    common = ["--config.train.batch_size=16", "--config.train.eval_every=0", "--config.train.progress=false",
+              "--config.data.vocab_size=600", "--config.train.log_every=1"]
+    phase1, phase2 = tmp_path / "p1", tmp_path / "p2"
+    assert main(["pretrain", "--config", SMOKE, "--workdir", str(phase1), "--config.train.steps=60",
+                 "--config.checkpoint.every=60", *common]) == 0
+    assert main(["pretrain", "--config", SMOKE, "--workdir", str(phase2), "--config.train.steps=2",
+                 "--config.checkpoint.every=2", "--config.phase=phase2", f"--config.init={phase1}",
+                 "--config.train.seq_len=128", "--config.objective.max_predictions=20", *common]) == 0
+    capsys.readouterr()
+    assert (phase2 / "tokenizer" / "vocab.txt").read_text() == (phase1 / "tokenizer" / "vocab.txt").read_text()
+    first = [r for r in read_metrics(phase1) if "loss" in r]
+    second = [r for r in read_metrics(phase2) if "loss" in r]
+    # Phase 2's first step already has phase 1's trained loss level, far below a fresh model's.
+    assert second[0]["mlm_loss"] < first[0]["mlm_loss"] - 0.5
+    a, b = jaxbert.load(phase1), jaxbert.load(phase2)
+    assert a.config == b.config
+    assert not np.array_equal(a.params["pooler"]["dense"]["kernel"], b.params["pooler"]["dense"]["kernel"])

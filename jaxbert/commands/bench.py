@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
     parser.add_argument("--impl", default="jaxbert", choices=IMPLS)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
+    parser.add_argument("--attention", default="xla", choices=("xla", "dot_product", "cudnn"),
+                        help="jaxbert's attention kernel (cudnn: flash attention on NVIDIA GPUs, bf16 only)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -72,7 +74,8 @@ def _experiment(args: argparse.Namespace) -> Any:
     from jaxbert.train.experiment import pretrain_config
 
     family = get_preset(args.model).family
-    config = pretrain_config({"preset": args.model, "compute_dtype": args.dtype}, PAIR_TASK[family])
+    config = pretrain_config({"preset": args.model, "compute_dtype": args.dtype,
+                              "attention_kernel": getattr(args, "attention", "xla")}, PAIR_TASK[family])
     config.objective.name = args.objective
     config.objective.max_predictions = max_predictions(args.seq)
     config.train.update(dict(steps=1000, batch_size=args.batch, seq_len=args.seq, lr=1e-4, warmup_steps=10))

@@ -72,9 +72,10 @@ def corpus_paths(config: Any, workdir: Path, key: str = "corpus") -> list[str]:
 
 
 def prepare_tokenizer(config: Any, workdir: Path) -> Any:
-    """The run's tokenizer, saved in WORKDIR/tokenizer: from data.tokenizer, or trained on the corpus."""
+    """The run's tokenizer, saved in WORKDIR/tokenizer: from data.tokenizer, else the one of config.init
+    (a phase-2 run keeps phase 1's vocabulary), else a vocabulary trained on the corpus."""
     from jaxbert.config import resolve_model_config
-    from jaxbert.tokenize import load_tokenizer, train_vocab
+    from jaxbert.tokenize import find_tokenizer, load_tokenizer, train_vocab
     from jaxbert.train.checkpoint import TOKENIZER_DIR
     from jaxbert.train.experiment import model_spec
 
@@ -82,8 +83,12 @@ def prepare_tokenizer(config: Any, workdir: Path) -> Any:
     if target.is_dir() and any(target.iterdir()):
         return load_tokenizer(target)  # a resumed run keeps the vocabulary it started with
     source = str(config.data.get("tokenizer", "") or "")
-    if source:
-        tokenizer = load_tokenizer(source)
+    tokenizer = load_tokenizer(source) if source else None
+    init = str(config.get("init", "") or "")
+    if tokenizer is None and init:
+        tokenizer = next((t for t in (find_tokenizer(d) for d in (Path(init) / TOKENIZER_DIR, Path(init))
+                                      if d.is_dir()) if t is not None), None)
+    if tokenizer is not None:
         tokenizer.save(str(target))
         return tokenizer
     family = resolve_model_config(model_spec(config)).family
