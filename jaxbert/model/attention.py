@@ -31,7 +31,11 @@ def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, i
 
     Fused kernels have no attention-probability dropout; attention_dropout is not applied on this path.
     """
-    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, None, :], implementation=implementation)
+    b, t = mask.shape
+    full = mask[:, None, None, :]
+    if implementation == "cudnn":
+        full = jnp.broadcast_to(full, (b, 1, t, t))  # cuDNN wants the mask at full [B, 1, Tq, Tk] shape
+    return jax.nn.dot_product_attention(q, k, v, mask=full, implementation=implementation)
 
 
 class SelfAttention(nn.Module):
