@@ -6,8 +6,8 @@ Pipeline (grain MapDataset, so every batch is a pure function of its index and r
   -> batch(global_batch / count) -> attention mask -> reader threads that work `prefetch_batches` ahead.
 
 Each batch is a dict of host-local numpy int32 arrays: `input_ids`, `token_type_ids`, `attention_mask`
-[B_local, T], plus `next_sentence_label` (nsp) or `sentence_order_label` (sop) [B_local]. `to_global`
-turns it into global `jax.Array`s for the train step's sharding.
+[B_local, T], plus `next_sentence_label` (nsp) or `sentence_order_label` (sop) [B_local].
+`jaxbert.parallel.host_to_global` turns it into global `jax.Array`s for the train step's sharding.
 """
 
 from __future__ import annotations
@@ -122,18 +122,6 @@ def make_pretraining_loader(
     settings = {"seed": seed, "shuffle": shuffle, "num_epochs": num_epochs, "global_batch_size": global_batch_size,
                 "shard_index": shard_index, "shard_count": shard_count, "num_examples": num_examples}
     return PretrainingLoader(iter(it_ds), settings, meta, batches_per_epoch)
-
-
-def to_global(batch: Mapping[str, np.ndarray], sharding: jax.sharding.Sharding | Mapping[str, Any]) -> dict:
-    """Host-local numpy batch -> global `jax.Array`s (one sharding for all fields, or one per field).
-
-    Every process passes its own local batch; the global batch is their concatenation along axis 0.
-    """
-    def one(name: str, x: np.ndarray) -> jax.Array:
-        s = sharding[name] if isinstance(sharding, Mapping) else sharding
-        return jax.make_array_from_process_local_data(s, x)
-
-    return {name: one(name, x) for name, x in batch.items()}
 
 
 def _raw_data_source(data_dir: str | os.PathLike) -> Any:
