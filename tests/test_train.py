@@ -193,6 +193,20 @@ def test_nan_loss_skip_policy_skips_the_update_and_goes_on(tmp_path):
     assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(saved_params(tmp_path, 12)))
 
 
+class _FrozenNorm(Regression):
+    """Trains the dense layer only: the objective's trainable mask freezes the norm scale."""
+
+    def trainable_mask(self, params):
+        return {"dense": {"kernel": True, "bias": True}, "norm": {"scale": False}}
+
+
+def test_objective_trainable_mask_freezes_params(tmp_path):
+    train(train_config(steps=4), tmp_path, _FrozenNorm(), data_stream(8))
+    start, end = _FrozenNorm().init(jax.random.key(0)), saved_params(tmp_path, 4)
+    np.testing.assert_array_equal(end["norm"]["scale"], start["norm"]["scale"])
+    assert not np.array_equal(end["dense"]["kernel"], start["dense"]["kernel"])
+
+
 def test_finished_workdir_is_not_trained_again(tmp_path):
     config = train_config(steps=4)
     train(config, tmp_path, Regression(), data_stream(8))

@@ -85,6 +85,7 @@ _MODULES = {
     "electra": "jaxbert.objectives.electra",
     "distill": "jaxbert.objectives.distill",
     "pkd": "jaxbert.objectives.distill",
+    "finetune": "jaxbert.objectives.finetune",
 }
 
 

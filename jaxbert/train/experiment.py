@@ -70,11 +70,13 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     return c
 
 
-# Tiny models for CPU smoke runs (about a minute): 2 layers, hidden 128, a 2k vocabulary.
+# Tiny models for CPU smoke runs (about a minute): 2 layers, hidden 128, a 2k vocabulary, no dropout
+# (a minute of training on a small corpus underfits; dropout would only slow it down).
+_NO_DROPOUT = {"hidden_dropout": 0.0, "attention_dropout": 0.0}
 SMOKE = {
-    "bert": ({"preset": "bert-tiny", "intermediate_size": 512, "max_position_embeddings": 128}, "nsp"),
+    "bert": ({"preset": "bert-tiny", "intermediate_size": 512, "max_position_embeddings": 128, **_NO_DROPOUT}, "nsp"),
     "roberta": ({"preset": "roberta-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
-                 "intermediate_size": 512, "max_position_embeddings": 130}, "none"),
+                 "intermediate_size": 512, "max_position_embeddings": 130, **_NO_DROPOUT}, "none"),
     "albert": ({"preset": "albert-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
                 "intermediate_size": 512, "embedding_size": 64, "max_position_embeddings": 128}, "sop"),
 }
@@ -90,9 +92,9 @@ def smoke_config(family: str = "bert") -> ml_collections.ConfigDict:
     c.data.corpus = ("builtin:python-docs",)
     c.data.eval_corpus = ("builtin:python-docs:eval",)
     c.data.vocab_size = 2000
-    c.train.update(dict(steps=400, batch_size=32, seq_len=64, lr=1e-3, warmup_steps=40, log_every=20,
-                        eval_every=200, eval_batches=4))
-    c.checkpoint.update(dict(every=200, keep=2))
+    c.train.update(dict(steps=600, batch_size=32, seq_len=64, lr=2e-3, warmup_steps=60, log_every=20,
+                        eval_every=300, eval_batches=4))
+    c.checkpoint.update(dict(every=300, keep=2))
     return c
 
 

@@ -97,7 +97,8 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
     t, c = config.train, config.checkpoint
     total, batch_size, seq_len = int(t.steps), int(t.batch_size), int(t.seq_len)
     mesh = mesh or create_mesh(dict(config.mesh))
-    tx, schedule = make_optimizer({**t.to_dict(), "steps": total})
+    trainable = objective.trainable_mask(jax.eval_shape(objective.init, jax.random.key(0)))
+    tx, schedule = make_optimizer({**t.to_dict(), "steps": total}, trainable)
     frozen_host = objective.init_frozen()
     layout = state_layout(objective, tx, mesh, frozen_host)
     frozen = jax.device_put(frozen_host, layout.frozen_shardings) if frozen_host else {}
