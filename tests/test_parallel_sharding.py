@@ -22,6 +22,31 @@ def probe(meshes: dict, steps: int = 5, devices: int = 8) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+STUB_RUN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import jax
+from train_stub import sharded_run
+assert jax.device_count() == 8
+print(json.dumps(sharded_run(sys.argv[2], {"fsdp": 4, "tensor": 2})))
+"""
+
+
+def test_the_loop_on_eight_devices_matches_one_device(tmp_path):
+    """The loop with params and optimizer state sharded over fsdp x tensor (a stub model: fast to compile)."""
+    from train_stub import sharded_run
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", STUB_RUN, str(PROBE.parent), str(tmp_path / "sharded")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sharded = json.loads(out.stdout.strip().splitlines()[-1])
+    single = sharded_run(str(tmp_path / "single"), {"data": 1})
+    np.testing.assert_allclose(sharded, single, rtol=1e-6, atol=1e-6)
+    assert single[-1] < single[0]
+
+
+@pytest.mark.slow
 def test_fsdp_and_tensor_parallel_match_one_device():
     res = probe({"single": [{"data": 1}, 1], "fsdp4_tensor2": [{"fsdp": 4, "tensor": 2}, 8]})
     # fp32 tolerance: sharded reductions sum in a different order.

@@ -84,3 +84,14 @@ def train_config(steps: int = 8, batch_size: int = 8, **train: Any) -> ml_collec
     c.checkpoint.update(dict(every=4, keep=10, async_save=False))
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     return c
+
+
+def sharded_run(workdir: str, mesh: dict[str, int], steps: int = 6) -> list[float]:
+    """Train the stub on `mesh` (run under XLA_FLAGS=--xla_force_host_platform_device_count=8); its losses."""
+    from jaxbert.train.loop import train
+    from jaxbert.train.metrics import read_metrics
+
+    config = train_config(steps=steps, batch_size=16)
+    config.mesh = ml_collections.ConfigDict(mesh)
+    train(config, workdir, Regression(), data_stream(16))
+    return [r["loss"] for r in read_metrics(workdir) if "loss" in r]
