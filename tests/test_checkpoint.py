@@ -72,7 +72,7 @@ def test_keep_last_n_plus_every_k(tmp_path):
 
 
 KILLED_SAVE = """
-import os, sys
+import os, sys, time
 import jax.numpy as jnp
 from jaxbert.train.checkpoint import Checkpointer
 from jaxbert.train.state import TrainState
@@ -81,7 +81,12 @@ big = {"w": jnp.ones((2000, 2000))}
 ckpt.save(TrainState(jnp.asarray(1), big, {}), {"step": 1})
 ckpt.wait()
 ckpt.save(TrainState(jnp.asarray(2), big, {}), {"step": 2})
-os._exit(9)  # killed while the async save of step 2 is still being written
+# Die as soon as the async save of step 2 has started writing (its tmp dir exists), never after it ends.
+tmp = os.path.join(sys.argv[1], "checkpoints", "2.orbax-checkpoint-tmp")
+deadline = time.monotonic() + 60
+while not os.path.isdir(tmp) and time.monotonic() < deadline:
+    pass
+os._exit(9)
 """
 
 
