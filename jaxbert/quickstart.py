@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     for preds in fill_mask(model, text):
         print("    " + ", ".join(f"{t} ({p:.2f})" for t, p in preds))
     print(textwrap.dedent(f"""
-        Metrics: {workdir / 'metrics.jsonl'}   TensorBoard: tensorboard --logdir {workdir / 'tensorboard'}
-        Run it again to resume (nothing left to do), or train longer: --steps N"""))
+        A minute of CPU training mostly learns which tokens are frequent; predictions become
+        context-aware with longer training (run again with --steps N: it resumes where it stopped).
+        Metrics: {workdir / 'metrics.jsonl'}   TensorBoard: tensorboard --logdir {workdir / 'tensorboard'}"""))
     return 0
 
 
