@@ -80,7 +80,7 @@ def _check_run(task: str, workdir: Path, summary: dict, evaluation: Path, tmp_pa
     # jaxbert.load(workdir) is that best model; `jaxbert eval` on the eval file reproduces its metrics.
     model = jaxbert.load(workdir)
     assert model.config.task and model.config.heads == ()
-    scores = _run(["eval", "--model", str(workdir), "--task", task, "--data", str(evaluation)])
+    scores = _run(["eval", "--model", str(workdir), "--task", task, "--data", str(evaluation), "--batch-size", "16"])
     assert set(scores) == set(info["metrics"]) - {"best"}
     for key, value in scores.items():  # equal up to float32 rounding (eval batches differ in size)
         assert value == pytest.approx(info["metrics"][key], abs=1e-4), key

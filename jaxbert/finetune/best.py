@@ -85,7 +85,13 @@ class BestKeeper:
         value = float(metrics[self.metric])
         if not _better(value, self.best, self.mode):
             return False
-        self._save(step, value, metrics, config, params)
+        if jax.process_count() > 1:
+            # Every process holds the same metrics, so all reach this collective together.
+            from jax.experimental import multihost_utils
+
+            params = multihost_utils.process_allgather(params, tiled=True)
+        if jax.process_index() == 0:
+            self._save(step, value, metrics, config, params)
         self.best, self.best_step = value, step
         return True
 
