@@ -35,20 +35,36 @@ def ones_init(axes: Sequence[str | None]) -> nn.initializers.Initializer:
     return nn.with_logical_partitioning(nn.initializers.ones_init(), tuple(axes))
 
 
+class Dense(nn.Module):
+    """x · W + b contracting `axis` of x, with W created at its full N-d shape.
+
+    Flax's DenseGeneral initialises a flattened 2-d kernel and tags it with our N-d logical names,
+    which fails under a mesh with logical rules; creating the N-d kernel directly avoids that.
+    """
+
+    config: ModelConfig
+    features: tuple[int, ...]
+    kernel_axes: tuple[str | None, ...]
+    axis: tuple[int, ...] = (-1,)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        axis = tuple(a % x.ndim for a in self.axis)
+        pdt, cdt = dtype_of(cfg.param_dtype), dtype_of(cfg.compute_dtype)
+        in_shape = tuple(x.shape[a] for a in axis)
+        kernel = self.param("kernel", kernel_init(cfg, self.kernel_axes), in_shape + self.features, pdt)
+        bias = self.param("bias", zeros_init(self.kernel_axes[-len(self.features):]), self.features, pdt)
+        y = jax.lax.dot_general(x.astype(cdt), kernel.astype(cdt), ((axis, tuple(range(len(axis)))), ((), ())))
+        return y + bias.astype(cdt)
+
+
 def dense(config: ModelConfig, features: int | tuple[int, ...], kernel_axes: Sequence[str | None],
-          axis: int | tuple[int, ...] = -1, name: str | None = None) -> nn.DenseGeneral:
-    """A DenseGeneral in the config's compute/param dtypes with logically named kernel and bias."""
+          axis: int | tuple[int, ...] = -1, name: str | None = None) -> Dense:
+    """A Dense layer in the config's compute/param dtypes with logically named kernel and bias."""
     feats = features if isinstance(features, tuple) else (features,)
-    n_out = len(feats)
-    return nn.DenseGeneral(
-        features=features,
-        axis=axis,
-        dtype=dtype_of(config.compute_dtype),
-        param_dtype=dtype_of(config.param_dtype),
-        kernel_init=kernel_init(config, kernel_axes),
-        bias_init=zeros_init(tuple(kernel_axes)[-n_out:]),
-        name=name,
-    )
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return Dense(config, feats, tuple(kernel_axes), axes, name=name)
 
 
 class LayerNorm(nn.Module):

@@ -111,14 +111,13 @@ class CompiledSteps:
 
 def compile_steps(objective: Objective, tx: optax.GradientTransformation, schedule: optax.Schedule,
                   layout: StateLayout, batch_size: int, seq_len: int, grad_accum: int = 1,
-                  with_eval: bool = True, constrain_activations: bool = False) -> CompiledSteps:
+                  with_eval: bool = True, constrain_activations: bool = True) -> CompiledSteps:
     """Lower and compile the train (and eval) step ahead of time for these shapes and shardings,
     logging the compiler's per-device memory estimate before the first step runs.
 
     `constrain_activations` traces under the mesh and LOGICAL_RULES so the model's
-    nn.with_logical_constraint calls pin activation layouts. Off by default: flax's DenseGeneral
-    re-runs its boxed kernel init (a 2-d kernel with N-d names) under the mesh and fails; without
-    it the compiler propagates layouts from the params' and batch's shardings.
+    nn.with_logical_constraint calls pin activation layouts (batch over data+fsdp, heads and mlp
+    over tensor); off, the compiler propagates layouts from the params' and batch's shardings.
     """
     mesh = layout.mesh
     batch = batch_layout(objective, mesh, batch_size, seq_len)
