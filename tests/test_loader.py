@@ -120,7 +120,7 @@ def test_killed_build_never_looks_complete(tmp_path, corpus, minilm_dir):
     """SIGKILL in the middle of writing: the output directory does not exist and the loader refuses it."""
     out = tmp_path / "ds"
     script = textwrap.dedent(f"""
-        import time
+        import sys, time
         from jaxbert.data.tfds_builder import build_pretraining_dataset
         from jaxbert.tokenize import load_tokenizer
 
@@ -128,18 +128,18 @@ def test_killed_build_never_looks_complete(tmp_path, corpus, minilm_dir):
         real_encode = tok.encode_batch
 
         def slow_encode(texts, add_special_tokens=False):  # stalls mid-build, inside the writer
-            print("encoding", flush=True)
+            print("encoding", file=sys.stderr, flush=True)  # the builder silences stdout
             time.sleep(30)
             return real_encode(texts, add_special_tokens)
 
         tok.encode_batch = slow_encode
         build_pretraining_dataset([{str(corpus)!r}], tok, {str(out)!r})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "JAX_PLATFORMS": "cpu"})
     try:
-        # TFDS prints its own lines first.
-        assert any(line.strip() == "encoding" for line in iter(proc.stdout.readline, ""))
+        # Log lines may come first.
+        assert any(line.strip() == "encoding" for line in iter(proc.stderr.readline, ""))
         time.sleep(0.2)
         assert any(p.name.startswith(".ds.incomplete-") for p in tmp_path.iterdir())
     finally:

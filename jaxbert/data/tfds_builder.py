@@ -13,7 +13,9 @@ end, so a killed build leaves no directory that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -172,10 +174,14 @@ def _write_tfds(
 
     builder_cls = _builder_class(tfds)
     builder = builder_cls(examples=examples, fields=fields, data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare(
-        download_dir=str(data_dir / "downloads"),
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False),
-    )
+    # TFDS prints a misleading "Downloading and preparing dataset" line and nested progress bars;
+    # the builder's own one-line summary (logged by the caller) says what was built.
+    tfds.disable_progress_bar()
+    with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare(
+            download_dir=str(data_dir / "downloads"),
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+        )
     return Path(builder.data_dir)
 
 
