@@ -75,6 +75,19 @@ class Objective(abc.ABC):
         return 0.0
 
 
+def encoder_fields(config: ModelConfig, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """The batch arrays an encoder reads: input_ids, attention_mask, and token_type_ids where it has segments."""
+    import numpy as np
+
+    fields: dict[str, tuple[tuple[int, ...], Any]] = {
+        "input_ids": ((batch_size, seq_len), np.int32),
+        "attention_mask": ((batch_size, seq_len), np.int32),
+    }
+    if config.type_vocab_size > 0:
+        fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+    return fields
+
+
 ObjectiveFactory = Callable[..., Objective]
 
 _REGISTRY: dict[str, ObjectiveFactory] = {}

@@ -27,7 +27,7 @@ from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 from jaxbert.data.masking import MaskedTokens, MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
-from jaxbert.objectives.base import Metrics, Objective, PyTree, register_objective
+from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
 
@@ -195,12 +195,7 @@ class Electra(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        fields: dict[str, tuple[tuple[int, ...], Any]] = {
-            "input_ids": ((batch_size, seq_len), np.int32),
-            "attention_mask": ((batch_size, seq_len), np.int32),
-        }
-        if self.model_config.type_vocab_size > 0:
-            fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+        fields = encoder_fields(self.model_config, batch_size, seq_len)
         return fields
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:

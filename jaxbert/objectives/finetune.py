@@ -27,7 +27,7 @@ import numpy as np
 from jaxbert.config import CLASSIFIER_INPUT, ConfigError, ModelConfig, resolve_model_config
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
-from jaxbert.objectives.base import Metrics, Objective, PyTree, register_objective
+from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.mlm import encoder_flops_per_token
 
 KINDS = ("classification", "regression", "span", "token")
@@ -211,12 +211,7 @@ class Finetune(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        fields: dict[str, tuple[tuple[int, ...], Any]] = {
-            "input_ids": ((batch_size, seq_len), np.int32),
-            "attention_mask": ((batch_size, seq_len), np.int32),
-        }
-        if self.model_config.type_vocab_size > 0:
-            fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+        fields = encoder_fields(self.model_config, batch_size, seq_len)
         if self.kind == "span":
             fields["start_positions"] = ((batch_size,), np.int32)
             fields["end_positions"] = ((batch_size,), np.int32)

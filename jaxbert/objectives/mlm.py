@@ -18,7 +18,7 @@ from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 from jaxbert.data.masking import MaskingConfig, mask_tokens
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
-from jaxbert.objectives.base import Metrics, Objective, PyTree, register_objective
+from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.tokenize.base import SpecialTokens
 
 PAIR_TASKS = ("nsp", "sop", "none")
@@ -149,12 +149,7 @@ class MaskedLM(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        fields: dict[str, tuple[tuple[int, ...], Any]] = {
-            "input_ids": ((batch_size, seq_len), np.int32),
-            "attention_mask": ((batch_size, seq_len), np.int32),
-        }
-        if self.model_config.type_vocab_size > 0:
-            fields["token_type_ids"] = ((batch_size, seq_len), np.int32)
+        fields = encoder_fields(self.model_config, batch_size, seq_len)
         if self.pair_task != "none":
             fields[PAIR_LABELS[self.pair_task]] = ((batch_size,), np.int32)
         return fields
