@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import threading
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-class FastTokenizer(TokenizerBase):
+class FastTokenizer(TokenizerBase, abc.ABC):
     """A `tokenizers.Tokenizer` (normalizer, pre-tokenizer, model, post-processor) behind the jaxbert protocol.
 
     Batch calls go through `encode_batch`, which runs in Rust (on every core unless
@@ -65,17 +66,17 @@ class FastTokenizer(TokenizerBase):
         self._build_word_tables(self._vocab_size, continues, breaks_after)
 
     # ---- subclass hooks -------------------------------------------------------------------
+    @abc.abstractmethod
     def _word_rules(self, vocab: dict[str, int]) -> tuple[list[int], list[int]]:
         """(ids that continue the previous token's word, ids after which a new word starts)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _reference_files(self, directory: Path) -> None:
         """Writes the vocabulary files the transformers tokenizer of this kind loads."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _config(self) -> dict[str, Any]:
         """tokenizer_config.json entries particular to this kind."""
-        raise NotImplementedError
 
     # ---- properties -----------------------------------------------------------------------
     @property
