@@ -24,7 +24,9 @@ def get_config():
         train=f"{data_root()}/conll2003/train.txt", eval_size=2000, split_seed=0,
         max_train_examples=2000, max_eval_examples=1000, max_length=128))
     c.tagger = ml_collections.ConfigDict(dict(hidden=128, layers=2, dropout=0.1, lr=2e-3, batch_size=32, epochs=4))
-    c.finetune = ml_collections.ConfigDict(dict(lr=5e-5, batch_size=32, epochs=2.0, steps=0, warmup_ratio=0.1,
+    # A 6-layer, 384-wide model converges slowly at BERT-base's 5e-5 on 2000 sentences (45.6 F1 after 2
+    # epochs); 1e-4 for 4 epochs gives it a fair chance against the taggers.
+    c.finetune = ml_collections.ConfigDict(dict(lr=1e-4, batch_size=32, epochs=4.0, steps=0, warmup_ratio=0.1,
                                                  log_every=50))
     c.run_finetuning = True
     return c
