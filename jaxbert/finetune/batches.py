@@ -38,9 +38,6 @@ class EpochBatches:
     def local_batch_size(self) -> int:
         return self.global_batch_size // self.shard_count
 
-    def epoch_of(self, position: int) -> float:
-        return position / self.num_rows
-
     def _rows(self, start: int, count: int) -> np.ndarray:
         out = []
         while count > 0:
