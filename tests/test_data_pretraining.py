@@ -98,7 +98,7 @@ def test_non_utf8_names_file_and_line_or_is_replaced_and_counted(tmp_path):
     path = _write(tmp_path / "latin1.txt", "Good line.\n\nCaf\u00e9 au lait.\nAnd \u00fcber.\n".encode("latin-1"))
     with pytest.raises(CorpusError, match=r"latin1\.txt, line 3: invalid UTF-8 byte 0xe9") as e:
         list(read_documents(path))
-    assert "\n" not in str(e.value) and "errors='replace'" in str(e.value)
+    assert "\n" not in str(e.value) and "encoding_errors=replace" in str(e.value)
     stats = CorpusStats()
     docs = list(read_documents(path, errors="replace", stats=stats))
     assert docs == [["Good line."], ["Caf\ufffd au lait.", "And \ufffdber."]]

@@ -135,6 +135,31 @@ def test_short_pretraining_run_end_to_end_then_load(tmp_path, capsys):
     assert again["step"] == 30 and len(read_metrics(workdir)) == len(rows)
 
 
+def test_corpus_reading_options_reach_vocabulary_and_dataset(tmp_path):
+    """data.text_field and data.encoding_errors apply to the vocabulary trainer and the dataset builder alike."""
+    from jaxbert.commands.pretrain import fit_model_to_tokenizer, prepare_datasets, prepare_tokenizer
+    from jaxbert.data.corpus import CorpusError
+    from jaxbert.data.tfds_builder import read_dataset_meta
+    from jaxbert.quickstart import topic_documents
+
+    docs = topic_documents()[:40]
+    lines = [json.dumps({"body": "\n".join(d)}).encode() for d in docs]
+    lines[3] = lines[3][:-2] + b" caf\xe9" + lines[3][-2:]  # a latin-1 byte inside the JSON string
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_bytes(b"\n".join(lines) + b"\n")
+    config = apply_overrides(_valid(), [f"--config.data.corpus={corpus}", "--config.data.vocab_size=400",
+                                        "--config.data.text_field=body"])
+    with pytest.raises(CorpusError, match=r"docs\.jsonl, line 4: invalid UTF-8 .*encoding_errors=replace"):
+        prepare_tokenizer(config, tmp_path / "strict")
+    config.data.encoding_errors = "replace"
+    tokenizer = prepare_tokenizer(config, tmp_path / "run")
+    fit_model_to_tokenizer(config, tokenizer)
+    train_dir, eval_dir = prepare_datasets(config, tmp_path / "run", tokenizer)  # eval: the smoke text corpus
+    meta = read_dataset_meta(train_dir)
+    assert tokenizer.vocab_size == 400 and eval_dir is not None and meta["options"]["text_field"] == "body"
+    assert meta["summary"]["corpus"]["documents"] == 40 and meta["summary"]["corpus"]["replaced_lines"] == 1
+
+
 def _smoke(family: str, workdir, capsys) -> list[dict]:
     assert main(["pretrain", "--config", f"configs/smoke/{family}.py", "--workdir", str(workdir),
                  "--config.train.progress=false"]) == 0

@@ -63,8 +63,10 @@ def prepare_student_init(config: Any, workdir: Path) -> Path | None:
     import jax
 
     from jaxbert.api import Pretrained
-    from jaxbert.commands.pretrain import _process_zero_first, fit_model_to_tokenizer, prepare_tokenizer
+    from jaxbert.commands.pretrain import fit_model_to_tokenizer, prepare_tokenizer
     from jaxbert.objectives.base import build_objective
+    from jaxbert.parallel.distributed import process_zero_first
+
     if config.get("init", "") or has_checkpoint(workdir):
         return None
     target = workdir / STUDENT_INIT_DIR
@@ -83,7 +85,7 @@ def prepare_student_init(config: Any, workdir: Path) -> Path | None:
         return target
 
     workdir.mkdir(parents=True, exist_ok=True)
-    return _process_zero_first(build)
+    return process_zero_first(build)
 
 
 def run_distillation(config: Any, workdir: str | os.PathLike) -> Any:

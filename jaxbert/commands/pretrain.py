@@ -42,19 +42,6 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _process_zero_first(fn: Callable[[], Any]) -> Any:
-    """Run `fn` on process 0, then on the others (which find its files cached), in that order."""
-    import jax
-
-    if jax.process_count() == 1:
-        return fn()
-    from jax.experimental import multihost_utils
-
-    result = fn() if jax.process_index() == 0 else None
-    multihost_utils.sync_global_devices("jaxbert-prepare")
-    return result if jax.process_index() == 0 else fn()
-
-
 def corpus_paths(config: Any, workdir: Path, key: str = "corpus") -> list[str]:
     """data.corpus (or data.eval_corpus) as a list; the builtin Python-docs corpus is written on demand."""
     raw = config.data.get(key, ())
@@ -96,7 +83,9 @@ def prepare_tokenizer(config: Any, workdir: Path) -> Any:
     paths = corpus_paths(config, workdir)
     log.info("training a %d-id %s vocabulary on %s", int(config.data.vocab_size), kind, ", ".join(paths))
     return train_vocab(paths, kind, int(config.data.vocab_size), target,
-                       lowercase=None if kind == "bpe" else bool(config.data.get("lowercase", True)))
+                       lowercase=None if kind == "bpe" else bool(config.data.get("lowercase", True)),
+                       errors=str(config.data.get("encoding_errors", "strict")),
+                       text_field=str(config.data.get("text_field", "text")))
 
 
 def fit_model_to_tokenizer(config: Any, tokenizer: Any) -> None:
@@ -136,7 +125,8 @@ def prepare_datasets(config: Any, workdir: Path, tokenizer: Any) -> tuple[Path, 
         summary = build_pretraining_dataset(
             paths, tokenizer, out, format=fmt, max_seq_len=int(config.train.seq_len),
             seed=int(config.seed), dupe_factor=int(d.get("dupe_factor", 1)),
-            short_seq_prob=float(d.get("short_seq_prob", 0.1)))
+            short_seq_prob=float(d.get("short_seq_prob", 0.1)), text_field=str(d.get("text_field", "text")),
+            errors=str(d.get("encoding_errors", "strict")))
         log.info("%s data: %s", split, summary.describe())
         built[split] = out
     if built["train"] is None:
@@ -159,7 +149,7 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
     from jaxbert.data.loader import make_pretraining_loader
     from jaxbert.model import check_params
     from jaxbert.objectives.base import build_objective
-    from jaxbert.parallel import maybe_initialize_distributed
+    from jaxbert.parallel import maybe_initialize_distributed, process_zero_first
     from jaxbert.train.checkpoint import TOKENIZER_DIR
     from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.loop import train
@@ -168,11 +158,11 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
     validate_train_config(config, jax.device_count())
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer = _process_zero_first(lambda: prepare_tokenizer(config, workdir))
+    tokenizer = process_zero_first(lambda: prepare_tokenizer(config, workdir))
     fit_model_to_tokenizer(config, tokenizer)
     objective = build_objective(config, tokenizer)
     validate_train_config(config, jax.device_count())
-    train_dir, eval_dir = _process_zero_first(lambda: prepare_datasets(config, workdir, tokenizer))
+    train_dir, eval_dir = process_zero_first(lambda: prepare_datasets(config, workdir, tokenizer))
     t = config.train
     loader = make_pretraining_loader(train_dir, int(t.batch_size), seed=int(config.data.get("shuffle_seed", 0)),
                                      num_threads=int(config.data.get("reader_threads", 2)))

@@ -200,7 +200,10 @@ def _decoded_lines(path: str, errors: str, stats: CorpusStats) -> Iterator[str]:
                     if errors == "strict":
                         raise CorpusError(
                             f"{path}, line {lineno}: invalid UTF-8 byte 0x{raw[e.start]:02x} at byte "
-                            f"{e.start + 1}; convert the file to UTF-8 or read it with errors='replace'") from None
+                            f"{e.start + 1}; convert the file to UTF-8 (iconv -t utf-8) or replace bad bytes "
+                            "(pretraining: --config.data.encoding_errors=replace; "
+                            "jaxbert vocab: --encoding-errors replace)"
+                        ) from None
                     stats.replaced_lines += 1
                     yield raw.decode("utf-8", "replace")
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:

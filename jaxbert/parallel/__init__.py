@@ -1,6 +1,6 @@
 """Mesh creation, logical-axis sharding rules, sharded init and multi-process start-up."""
 
-from jaxbert.parallel.distributed import maybe_initialize_distributed, multi_process_env
+from jaxbert.parallel.distributed import maybe_initialize_distributed, multi_process_env, process_zero_first
 from jaxbert.parallel.mesh import MESH_AXES, MeshError, create_mesh, data_parallel_size, resolve_mesh_shape
 from jaxbert.parallel.sharding import (
     LOGICAL_RULES,
@@ -18,5 +18,6 @@ from jaxbert.parallel.sharding import (
 
 __all__ = ["LOGICAL_RULES", "MESH_AXES", "MeshError", "activation_sharding", "batch_sharding", "bytes_per_device",
            "create_mesh", "data_parallel_size", "fit_spec", "host_to_global", "like_params_shardings",
-           "logical_to_sharding", "maybe_initialize_distributed", "multi_process_env", "replicated",
+           "logical_to_sharding", "maybe_initialize_distributed", "multi_process_env", "process_zero_first",
+           "replicated",
            "resolve_mesh_shape", "sharded_init", "tree_shardings"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -52,3 +52,14 @@ def maybe_initialize_distributed(config: Mapping[str, Any] | None = None,
     jax.distributed.initialize(coordinator_address=cfg.get("coordinator_address"),
                                num_processes=cfg.get("num_processes"), process_id=cfg.get("process_id"))
     return True
+
+
+def process_zero_first(fn: Callable[[], Any]) -> Any:
+    """Run `fn` on process 0, then on the others (which find its files cached), in that order."""
+    if jax.process_count() == 1:
+        return fn()
+    from jax.experimental import multihost_utils
+
+    result = fn() if jax.process_index() == 0 else None
+    multihost_utils.sync_global_devices("jaxbert-prepare")
+    return result if jax.process_index() == 0 else fn()

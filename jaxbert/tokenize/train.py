@@ -118,6 +118,7 @@ def train_vocab(
     limit_alphabet: int = 1000,
     character_coverage: float = 0.9995,
     errors: str = "strict",
+    text_field: str = "text",
 ) -> Tokenizer:
     """Trains a `kind` vocabulary of `size` ids on the corpus files and saves it to `out_dir`.
 
@@ -125,7 +126,8 @@ def train_vocab(
     split, `lowercase` default True). "bpe": RoBERTa's byte-level BPE (<s> <pad> </s> <unk> at 0..3,
     <mask> last; always cased). "sentencepiece": an ALBERT unigram model (<pad>=0 <unk>=1 [CLS]=2
     [SEP]=3 [MASK]=4; `lowercase` default True). `strip_accents` defaults to `lowercase`, as in BERT.
-    `errors="replace"` swaps bytes that are not UTF-8 for U+FFFD instead of stopping at them.
+    `errors="replace"` swaps bytes that are not UTF-8 for U+FFFD instead of stopping at them; JSON-lines
+    files are read from their `text_field`.
     Returns the trained tokenizer; out_dir gets the files `load_tokenizer` and transformers read.
     """
     if kind not in KINDS:
@@ -141,7 +143,7 @@ def train_vocab(
     corpus_files(paths)  # missing paths fail here, before any training starts
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lines = iter_corpus(paths, errors)
+    lines = iter_corpus(paths, errors, text_field)
     first = next(lines, None)
     if first is None:
         raise CorpusError(f"the corpus {', '.join(map(str, paths))} has no text lines")

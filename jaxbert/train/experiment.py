@@ -58,6 +58,8 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         vocab_size=30522, vocab_kind="", lowercase=True,  # used only when training a vocabulary
         eval_corpus=(),  # held-out text for eval/ metrics; empty: no eval
         data_dir="",  # where the array_record datasets are built / reused; empty: WORKDIR/data
+        text_field="text",  # the JSON-lines / TFDS field holding each document
+        encoding_errors="strict",  # "replace": swap bytes that are not UTF-8 for U+FFFD (counted) instead of stopping
         short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2))
     c.train = ml_collections.ConfigDict(dict(
         steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4, warmup_steps=10_000, schedule="linear",
