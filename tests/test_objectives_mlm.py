@@ -11,7 +11,8 @@ import pytest
 from jaxbert.config import ConfigError
 from jaxbert.data.masking import mask_tokens
 from jaxbert.objectives.base import available_objectives, build_objective
-from jaxbert.objectives.mlm import PAIR_LABELS, attention_mask_of, word_start_tables, word_starts_on_device
+from jaxbert.objectives.masking_setup import word_start_tables, word_starts_on_device
+from jaxbert.objectives.mlm import PAIR_LABELS, attention_mask_of
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

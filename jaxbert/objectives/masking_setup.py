@@ -1,16 +1,55 @@
-"""Masking for objectives beyond plain MLM (ELECTRA, distillation): the config from `objective.*`
-options, and one on-device draw."""
+"""Masking shared by every masking objective (MLM, ELECTRA, distillation): the config from `objective.*`
+options, the tokenizer's special ids and word boundaries as device tables, and one on-device draw."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig
 from jaxbert.data.masking import MaskedTokens, MaskingConfig, mask_tokens
-from jaxbert.objectives.mlm import special_tokens_of, word_start_tables, word_starts_on_device
+from jaxbert.tokenize.base import SpecialTokens
+
+# BERT's uncased vocabulary layout: what a model without a tokenizer (benchmarks, tests) masks with.
+BERT_SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)
+
+
+def special_tokens_of(tokenizer: Any, model_config: ModelConfig) -> SpecialTokens:
+    """The tokenizer's special ids, or BERT's layout when there is no tokenizer."""
+    if tokenizer is not None:
+        return tokenizer.special
+    if model_config.vocab_size <= BERT_SPECIAL.mask:
+        # Tiny test vocabularies: the first five ids are the specials.
+        return SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
+    return BERT_SPECIAL
+
+
+def word_start_tables(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(continues[V], breaks_after[V]) bool tables for on-device whole-word boundaries.
+
+    Derived through the tokenizer's public `word_starts`: `v` continues a word when it is not a
+    start after [UNK]; `v` breaks after itself when a continuing piece following it is a start.
+    """
+    vocab = int(tokenizer.vocab_size)
+    ids = np.arange(vocab, dtype=np.int64)
+    unk = np.full(vocab, tokenizer.special.unk, dtype=np.int64)
+    continues = ~tokenizer.word_starts(np.stack([unk, ids], axis=1))[:, 1]
+    breaks_after = np.zeros(vocab, dtype=bool)
+    if continues.any():
+        piece = np.full(vocab, int(np.flatnonzero(continues)[0]), dtype=np.int64)
+        breaks_after = tokenizer.word_starts(np.stack([ids, piece], axis=1))[:, 1]
+    return continues, breaks_after
+
+
+def word_starts_on_device(ids: jax.Array, continues: jax.Array, breaks_after: jax.Array) -> jax.Array:
+    """bool [B, T]: tokens that begin a word, from the two vocabulary tables."""
+    starts = ~continues[ids]
+    starts = starts.at[:, 1:].set(starts[:, 1:] | breaks_after[ids[:, :-1]])
+    return starts.at[:, 0].set(True)
 
 
 def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer: Any = None,

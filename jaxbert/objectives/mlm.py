@@ -15,17 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.data.masking import MaskingConfig, mask_tokens
+from jaxbert.data.masking import MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.tokenize.base import SpecialTokens
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
 
 PAIR_TASKS = ("nsp", "sop", "none")
 # The batch field holding each pair task's label (the pretraining data's names; 1 = random next / swapped).
 PAIR_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
-# BERT's uncased vocabulary layout: what a model without a tokenizer (benchmarks, tests) masks with.
-BERT_SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)
 
 
 def attention_mask_of(batch: Mapping[str, jax.Array], pad_id: int) -> jax.Array:
@@ -36,30 +34,6 @@ def attention_mask_of(batch: Mapping[str, jax.Array], pad_id: int) -> jax.Array:
     if "length" in batch:
         return (jnp.arange(ids.shape[-1])[None, :] < batch["length"][:, None]).astype(jnp.int32)
     return (ids != pad_id).astype(jnp.int32)
-
-
-def word_start_tables(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(continues[V], breaks_after[V]) bool tables for on-device whole-word boundaries.
-
-    Derived through the tokenizer's public `word_starts`: `v` continues a word when it is not a
-    start after [UNK]; `v` breaks after itself when a continuing piece following it is a start.
-    """
-    vocab = int(tokenizer.vocab_size)
-    ids = np.arange(vocab, dtype=np.int64)
-    unk = np.full(vocab, tokenizer.special.unk, dtype=np.int64)
-    continues = ~tokenizer.word_starts(np.stack([unk, ids], axis=1))[:, 1]
-    breaks_after = np.zeros(vocab, dtype=bool)
-    if continues.any():
-        piece = np.full(vocab, int(np.flatnonzero(continues)[0]), dtype=np.int64)
-        breaks_after = tokenizer.word_starts(np.stack([ids, piece], axis=1))[:, 1]
-    return continues, breaks_after
-
-
-def word_starts_on_device(ids: jax.Array, continues: jax.Array, breaks_after: jax.Array) -> jax.Array:
-    """bool [B, T]: tokens that begin a word, from the two vocabulary tables."""
-    starts = ~continues[ids]
-    starts = starts.at[:, 1:].set(starts[:, 1:] | breaks_after[ids[:, :-1]])
-    return starts.at[:, 0].set(True)
 
 
 def masked_lm_metrics(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -97,12 +71,6 @@ class MaskedLM(Objective):
         if pair_task not in PAIR_TASKS:
             raise ConfigError(f"config.objective.pair_task: unknown pair task {pair_task!r}; "
                               f"use one of {', '.join(PAIR_TASKS)}")
-        if masking.vocab_size != model_config.vocab_size:
-            raise ConfigError(f"config.model.vocab_size: the model has {model_config.vocab_size} ids but the "
-                              f"tokenizer has {masking.vocab_size}; set vocab_size to the tokenizer's")
-        if masking.whole_word and word_tables is None:
-            raise ConfigError("config.objective.whole_word: whole-word masking needs the tokenizer's word "
-                              "boundaries; give a tokenizer or set whole_word=False")
         heads = ("mlm",) + (() if pair_task == "none" else (pair_task,))
         # The exported model holds exactly the heads this objective trains.
         self.model_config = model_config.replace(heads=heads, pooler=model_config.pooler or pair_task != "none")
@@ -127,11 +95,7 @@ class MaskedLM(Objective):
         k_mask, k_dropout = jax.random.split(rng)
         ids = batch["input_ids"].astype(jnp.int32)
         attention = attention_mask_of(batch, cfg.pad_token_id)
-        word_starts = None
-        if self.masking.whole_word:
-            continues, breaks_after = (jnp.asarray(t) for t in self.word_tables)
-            word_starts = word_starts_on_device(ids, continues, breaks_after)
-        masked = mask_tokens(k_mask, ids, self.masking, attention_mask=attention, word_starts=word_starts)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
         out = EncoderModel(cfg).apply(
             {"params": params}, masked.inputs, attention, batch.get("token_type_ids"),
             deterministic=deterministic, masked_positions=masked.masked_positions,
@@ -164,29 +128,11 @@ class MaskedLM(Objective):
         return 3.0 * forward
 
 
-def special_tokens_of(tokenizer: Any, model_config: ModelConfig) -> SpecialTokens:
-    """The tokenizer's special ids, or BERT's layout when there is no tokenizer."""
-    if tokenizer is not None:
-        return tokenizer.special
-    if model_config.vocab_size <= BERT_SPECIAL.mask:
-        # Tiny test vocabularies: the first five ids are the specials.
-        return SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
-    return BERT_SPECIAL
-
-
 @register_objective("mlm")
 def make_masked_lm(config: Any, tokenizer: Any = None) -> MaskedLM:
     """MaskedLM from an experiment config: `model`, `objective.{pair_task, mask_prob, max_predictions,
     whole_word, mask_replace_prob, random_replace_prob}`."""
     opts = config.objective
     model = resolve_model_config(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)
-    special = special_tokens_of(tokenizer, model)
-    masking = MaskingConfig(
-        mask_token_id=special.mask, vocab_size=tokenizer.vocab_size if tokenizer is not None else model.vocab_size,
-        special_ids=special.all(), mask_prob=float(opts.get("mask_prob", 0.15)),
-        max_predictions=int(opts.get("max_predictions", 20)),
-        mask_replace_prob=float(opts.get("mask_replace_prob", 0.8)),
-        random_replace_prob=float(opts.get("random_replace_prob", 0.1)),
-        whole_word=bool(opts.get("whole_word", False)))
-    tables = word_start_tables(tokenizer) if masking.whole_word and tokenizer is not None else None
+    masking, tables = masking_from_options(opts, model, tokenizer)
     return MaskedLM(model, masking, str(opts.get("pair_task", "nsp")), tables)
