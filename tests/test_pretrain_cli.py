@@ -27,6 +27,8 @@ def test_overrides_are_typed_by_the_field_they_replace():
     assert c.objective.pair_task == "sop"
     apply_overrides(c, ["--config.model=roberta-base", "--config.data.corpus=['x.txt']"])
     assert c.model == "roberta-base" and c.data.corpus == ("x.txt",)
+    apply_overrides(c, ["--config.data.eval_corpus="])  # an empty value clears a list
+    assert c.data.eval_corpus == ()
 
 
 @pytest.mark.parametrize("override, message", [

@@ -97,3 +97,46 @@ def test_distilling_a_trained_bert_teacher(tmp_path):
                  f"--config.objective.teacher={teacher}", "--config.objective.name=pkd", "--config.model.family=bert",
                  "--config.model.type_vocab_size=2", "--config.train.steps=200", *QUIET]) == 0
     _assert_loss_falls(pkd, "task_loss", "kd_loss", "pt_loss")
+
+
+# ---- starting ELECTRA from a trained model (config.init) --------------------------------------------
+def test_electra_init_keeps_a_workdirs_generator_and_completes_a_bare_discriminator(tmp_path):
+    import jax
+
+    from jaxbert.commands.pretrain import load_init_params
+    from jaxbert.objectives.base import build_objective
+    from jaxbert.train.checkpoint import load_training_params
+    from jaxbert.train.experiment import apply_overrides
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text((REPO / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
+    short = [f"--config.data.corpus={corpus}", "--config.data.eval_corpus=", "--config.data.vocab_size=400",
+             "--config.train.batch_size=4", "--config.train.log_every=1", "--config.checkpoint.every=2",
+             "--config.train.warmup_steps=0", *QUIET]
+    first = tmp_path / "first"
+    assert main(["pretrain", "--config", str(REPO / "configs/smoke/electra.py"), "--workdir", str(first),
+                 "--config.train.steps=2", *short]) == 0
+    _, trained = load_training_params(first)
+    bundle = tmp_path / "discriminator"
+    jaxbert.load(first).save(bundle)  # the exported model only: no generator in it
+
+    config = apply_overrides(load_config(REPO / "configs/smoke/electra.py"), short[:-1])
+    config.model.vocab_size = 400
+    objective = build_objective(config, jaxbert.load(first).tokenizer)
+    same = lambda a, b: all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.array_equal, a, b)))
+
+    config.init = str(first)
+    resumed = load_init_params(config, objective)
+    assert same(resumed, trained)  # both models, generator included
+
+    config.init = str(bundle)
+    completed = load_init_params(config, objective)
+    assert same(completed["discriminator"], trained["discriminator"])
+    assert jax.tree_util.tree_map(np.shape, completed["generator"]) == jax.tree_util.tree_map(
+        np.shape, trained["generator"])
+    assert not same(completed["generator"], trained["generator"])  # fresh, not copied from elsewhere
+
+    second = tmp_path / "second"
+    assert main(["pretrain", "--config", str(REPO / "configs/smoke/electra.py"), "--workdir", str(second),
+                 "--config.train.steps=2", f"--config.init={bundle}", *short]) == 0
+    assert [r["step"] for r in _train_rows(second)] == [1, 2]

@@ -135,11 +135,37 @@ def prepare_datasets(config: Any, workdir: Path, tokenizer: Any) -> tuple[Path, 
     return built["train"], built["eval"]
 
 
-def load_init_params(path: str) -> Any:
-    """Model params to start from (config.init): a training workdir or a jaxbert / Hugging Face dir."""
-    import jaxbert
+def load_init_params(config: Any, objective: Any) -> Any:
+    """The training params config.init starts from.
 
-    return jaxbert.load(path).params
+    A workdir trained with the same objective and shapes gives back everything it trained (ELECTRA's
+    generator too); otherwise the model of a workdir, jaxbert bundle or Hugging Face dir must match
+    config.model (a one-line error names the first differing parameter), and the objective fills in
+    what the model lacks.
+    """
+    import jax
+
+    import jaxbert
+    from jaxbert.model import check_params
+    from jaxbert.train.checkpoint import is_workdir, load_training_params, read_checkpoint_meta
+
+    path = str(config.init)
+    rng = jax.random.key(int(config.seed))
+    if is_workdir(path) and read_checkpoint_meta(path)[1].get("objective") == objective.name:
+        _, params = load_training_params(path)
+        if _same_shapes(params, jax.eval_shape(objective.init, rng)):
+            log.info("starting from every trained parameter of %s", path)
+            return params
+    model_params = jaxbert.load(path).params
+    check_params(objective.model_config, model_params, source=path)
+    return objective.params_from_model(model_params, rng)
+
+
+def _same_shapes(a: Any, b: Any) -> bool:
+    import jax
+
+    shapes = lambda tree: jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and shapes(a) == shapes(b)
 
 
 def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
@@ -147,7 +173,6 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
     import jax
 
     from jaxbert.data.loader import make_pretraining_loader
-    from jaxbert.model import check_params
     from jaxbert.objectives.base import build_objective
     from jaxbert.parallel import maybe_initialize_distributed, process_zero_first
     from jaxbert.train.checkpoint import TOKENIZER_DIR
@@ -171,10 +196,7 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
         def eval_batches() -> Iterator[Any]:
             return make_pretraining_loader(eval_dir, int(t.batch_size), shuffle=False, num_epochs=1,
                                            num_threads=1, prefetch_batches=1)
-    init_params = None
-    if config.get("init", ""):
-        init_params = load_init_params(str(config.init))
-        check_params(objective.model_config, init_params, source=str(config.init))
+    init_params = load_init_params(config, objective) if config.get("init", "") else None
     (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
     return train(config, workdir, objective, loader, eval_batches, init_params, tokenizer_dir=TOKENIZER_DIR)
 

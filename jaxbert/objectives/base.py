@@ -44,6 +44,13 @@ class Objective(abc.ABC):
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         """Scalar float32 loss and a dict of scalar metrics (the loss included as "loss")."""
 
+    def params_from_model(self, model_params: PyTree, rng: jax.Array) -> PyTree:
+        """The training params of a run that starts from a trained model (config.init) whose params are those of
+        `model_config`; objectives that train more than the model they export fill the rest (ELECTRA's
+        generator)."""
+        del rng
+        return model_params
+
     def init_frozen(self) -> PyTree:
         """Params that are used but never trained (e.g. a distillation teacher), loaded on the host."""
         return {}

@@ -94,9 +94,6 @@ class _Distillation(Objective):
                  word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if temperature <= 0:
             raise ConfigError(f"config.objective.temperature: must be > 0, got {temperature}")
-        if masking is not None and masking.vocab_size != student.vocab_size:
-            raise ConfigError(f"config.model.vocab_size: the model has {student.vocab_size} ids but the "
-                              f"tokenizer has {masking.vocab_size}; set vocab_size to the tokenizer's")
         self.model_config = student
         self.teacher = teacher
         # The frozen teacher computes like the student (one --config.model.compute_dtype sets both).

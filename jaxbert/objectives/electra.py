@@ -127,16 +127,10 @@ class Electra(Objective):
     def __init__(self, discriminator: ModelConfig, generator: ModelConfig, masking: MaskingConfig,
                  disc_weight: float = 50.0, gen_weight: float = 1.0, temperature: float = 1.0,
                  word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        if masking.vocab_size != discriminator.vocab_size:
-            raise ConfigError(f"config.model.vocab_size: the model has {discriminator.vocab_size} ids but the "
-                              f"tokenizer has {masking.vocab_size}; set vocab_size to the tokenizer's")
         if temperature <= 0:
             raise ConfigError(f"config.objective.temperature: must be > 0, got {temperature}")
         if disc_weight < 0 or gen_weight < 0:
             raise ConfigError("config.objective.disc_weight / gen_weight: loss weights must be >= 0")
-        if masking.whole_word and word_tables is None:
-            raise ConfigError("config.objective.whole_word: whole-word masking needs the tokenizer's word "
-                              "boundaries; give a tokenizer or set whole_word=False")
         self.model_config = discriminator.replace(family="electra", heads=("rtd",), pooler=False, task="",
                                                   num_labels=0)
         self.generator_config = generator_config(self.model_config, generator)
@@ -159,6 +153,12 @@ class Electra(Objective):
 
     def export(self, params: PyTree) -> PyTree:
         return params["discriminator"]
+
+    def params_from_model(self, model_params: PyTree, rng: jax.Array) -> PyTree:
+        """A trained discriminator (e.g. an imported ElectraForPreTraining) with a fresh generator on its
+        embeddings; a run resumed from an ELECTRA workdir keeps its generator instead (see load_init_params)."""
+        fresh = jax.jit(lambda key: _without_shared(nn.unbox(init_boxed(self.generator_config, key))))(rng)
+        return {"discriminator": model_params, "generator": fresh}
 
     # ---- loss -----------------------------------------------------------------------
     def corrupt(self, params: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,

@@ -212,19 +212,12 @@ def read_checkpoint_meta(workdir: str | os.PathLike, step: int | None = None) ->
     return step, dict(meta)
 
 
-def load_model_from_workdir(workdir: str | os.PathLike, step: int | None = None
-                            ) -> tuple[ModelConfig, PyTree, str | None]:
-    """(model config, params, tokenizer dir or None) of a workdir's latest complete checkpoint.
-
-    "The model" is the subtree the objective exports (e.g. ELECTRA's discriminator, a distilled
-    student); params are restored onto this host's first device whatever mesh saved them.
-    """
-    from jaxbert.model import check_params
-
+def load_training_params(workdir: str | os.PathLike, step: int | None = None) -> tuple[dict[str, Any], PyTree]:
+    """(meta JSON, every trained param of the objective) of a workdir's latest complete checkpoint (or `step`),
+    restored onto this host's first device whatever mesh saved them."""
     step, meta = read_checkpoint_meta(workdir, step)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{workdir}: checkpoint step {step} is not a jaxbert training checkpoint")
-    config = ModelConfig.from_dict(meta["model_config"])
     path = Path(workdir).absolute() / CHECKPOINT_DIR / str(step) / "params"
     handler = ocp.StandardCheckpointHandler()
     try:
@@ -234,9 +227,23 @@ def load_model_from_workdir(workdir: str | os.PathLike, step: int | None = None
         raise CheckpointError(f"cannot read the params in {path}: {_first_line(e)}; the checkpoint is damaged") from e
     finally:
         handler.close()
+    return meta, params
+
+
+def load_model_from_workdir(workdir: str | os.PathLike, step: int | None = None
+                            ) -> tuple[ModelConfig, PyTree, str | None]:
+    """(model config, params, tokenizer dir or None) of a workdir's latest complete checkpoint.
+
+    "The model" is the subtree the objective exports (e.g. ELECTRA's discriminator, a distilled
+    student).
+    """
+    from jaxbert.model import check_params
+
+    meta, params = load_training_params(workdir, step)
+    config = ModelConfig.from_dict(meta["model_config"])
     for key in meta.get("export_path") or []:
         params = params[key]
-    check_params(config, params, source=str(path))
+    check_params(config, params, source=str(workdir))
     tok = Path(workdir).absolute() / TOKENIZER_DIR
     return config, params, str(tok) if tok.is_dir() else None
 

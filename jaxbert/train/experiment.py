@@ -140,7 +140,7 @@ def parse_value(text: str, current: Any, key: str) -> Any:
             return float(text)
         if isinstance(current, (tuple, list)):
             stripped = text.strip()
-            if stripped[:1] in "([":
+            if stripped.startswith(("(", "[")):
                 value = ast.literal_eval(stripped)
             else:
                 value = [v for v in stripped.split(",") if v]
