@@ -48,6 +48,8 @@ def make_config(args: argparse.Namespace) -> Any:
     c.train.update(dict(warmup_ratio=args.warmup_ratio, progress=False, log_every=25))
     c.eval.batch_size = 64
     c.checkpoint.every = 10**9
+    if args.dtype == "bfloat16":
+        c.model.compute_dtype = "bfloat16"  # float32 params and optimizer, bfloat16 matmuls (torch: autocast)
     return c
 
 
@@ -63,7 +65,10 @@ def run_jaxbert(config: Any, workdir: Path) -> dict[str, Any]:
             "final_train_loss": rows[-1]["loss"] if rows else None}
 
 
-def run_torch(config: Any, data: Any, kind: str, threads: int) -> dict[str, Any]:
+def run_torch(config: Any, data: Any, kind: str, threads: int, device: str = "cpu",
+              dtype: str = "float32") -> dict[str, Any]:
+    import contextlib
+
     import torch
     import transformers
 
@@ -71,6 +76,11 @@ def run_torch(config: Any, data: Any, kind: str, threads: int) -> dict[str, Any]
 
     torch.manual_seed(int(config.seed))
     torch.set_num_threads(threads)
+    # XLA runs float32 matmuls on TF32 tensor cores by default on GPUs; let torch do the same.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    autocast = (lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)) if dtype == "bfloat16" else (
+        contextlib.nullcontext)
     start = time.perf_counter()
     auto = getattr(transformers, KIND_TO_AUTO[kind])
     kwargs: dict[str, Any] = {}
@@ -78,7 +88,7 @@ def run_torch(config: Any, data: Any, kind: str, threads: int) -> dict[str, Any]
         kwargs["num_labels"] = int(data.spec.num_labels())
     if kind == "regression":
         kwargs["problem_type"] = "regression"
-    model = auto.from_pretrained(str(config.init), **kwargs)
+    model = auto.from_pretrained(str(config.init), dtype=torch.float32, **kwargs).to(device)
     model.train()
     t = config.train
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
@@ -92,33 +102,41 @@ def run_torch(config: Any, data: Any, kind: str, threads: int) -> dict[str, Any]
                            shard_index=0, shard_count=1)
     losses = []
     for _ in range(steps):
-        b = {k: torch.tensor(v) for k, v in next(batches).items()}
+        b = {k: torch.tensor(v).to(device) for k, v in next(batches).items()}
         inputs = {k: b[k].long() for k in ("input_ids", "attention_mask", "token_type_ids")}
-        if kind == "span":
-            out = model(**inputs, start_positions=b["start_positions"].long(), end_positions=b["end_positions"].long())
-        elif kind == "regression":
-            out = model(**inputs, labels=b["labels"].float())
-        else:
-            out = model(**inputs, labels=b["labels"].long())
+        with autocast():
+            if kind == "span":
+                out = model(**inputs, start_positions=b["start_positions"].long(),
+                            end_positions=b["end_positions"].long())
+            elif kind == "regression":
+                out = model(**inputs, labels=b["labels"].float())
+            else:
+                out = model(**inputs, labels=b["labels"].long())
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.clip_norm))
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
-        losses.append(out.loss.item())
+        losses.append(out.loss.detach())  # no .item() per step: it would sync the GPU every step
     model.eval()
     logits = []
     arrays = data.eval.arrays
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for lo in range(0, len(arrays["input_ids"]), 64):
-            inputs = {k: torch.tensor(arrays[k][lo:lo + 64]).long()
+            inputs = {k: torch.tensor(arrays[k][lo:lo + 64]).long().to(device)
                       for k in ("input_ids", "attention_mask", "token_type_ids")}
             out = model(**inputs)
             logits.append((torch.stack([out.start_logits, out.end_logits], -1) if kind == "span" else out.logits)
-                          .numpy())
+                          .float().cpu().numpy())
     metrics = data.eval.score(np.concatenate(logits))
     return {"metrics": {k: float(v) for k, v in metrics.items()}, "wall_s": round(time.perf_counter() - start, 1),
-            "steps": steps, "final_train_loss": float(np.mean(losses[-10:]))}
+            "steps": steps, "final_train_loss": float(losses[-1])}  # the last step's, as jaxbert's log
+
+
+def _device_name(torch_device: str) -> str:
+    import jax
+
+    return f"jax: {jax.devices()[0].device_kind}; torch: {torch_device}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-query-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--side", default="both", choices=("both", "jaxbert", "torch"))
+    parser.add_argument("--device", default="cpu", help="torch's device (cpu, cuda); jaxbert: JAX's default backend")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="compute dtype of both sides (params and optimizer stay float32)")
     parser.add_argument("--workdir", default="", help="jaxbert's workdir (default: a temporary directory)")
     args = parser.parse_args(argv)
     args.init = args.init or default_init()
@@ -156,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                               "eval_examples": data.eval.num_examples, "eval_source": data.eval_source,
                               "seq_len": args.seq_len, "batch_size": args.batch_size, "lr": args.lr,
                               "steps": int(config.train.steps), "warmup_steps": int(config.train.warmup_steps),
-                              "cpu_threads": os.cpu_count()}
+                              "cpu_threads": os.cpu_count(), "dtype": args.dtype, "device": _device_name(args.device)}
     if args.side in ("both", "torch"):
-        report["torch"] = run_torch(config, data, spec.kind, os.cpu_count() or 1)
+        report["torch"] = run_torch(config, data, spec.kind, os.cpu_count() or 1, args.device, args.dtype)
         print(json.dumps({"torch": report["torch"]}), file=sys.stderr)
     if args.side in ("both", "jaxbert"):
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="jaxbert-peer-"))
