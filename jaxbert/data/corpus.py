@@ -41,6 +41,15 @@ class CorpusStats:
     sentences: int = 0
     replaced_lines: int = 0  # lines whose invalid UTF-8 bytes were replaced (errors="replace")
 
+    def count(self, document: Document) -> bool:
+        """Count one document read (a blank one as skipped); True when it holds a sentence."""
+        if not document:
+            self.empty_documents += 1
+            return False
+        self.documents += 1
+        self.sentences += len(document)
+        return True
+
 
 def resolve_corpus_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """Expand files, directories (their files, sorted) and glob patterns; keep `tfds:` entries as they are.
@@ -105,13 +114,11 @@ def iter_text_documents(path: str, *, errors: str = "strict", stats: CorpusStats
         if sentence:
             document.append(sentence)
         elif document:
-            stats.documents += 1
-            stats.sentences += len(document)
+            stats.count(document)
             yield document
             document = []
     if document:
-        stats.documents += 1
-        stats.sentences += len(document)
+        stats.count(document)
         yield document
 
 
@@ -132,12 +139,8 @@ def iter_jsonl_documents(
             raise CorpusError(f"{path}, line {lineno}: no string field {text_field!r}; "
                               "set text_field to the key holding the document text")
         document = split_sentences(record[text_field])
-        if document:
-            stats.documents += 1
-            stats.sentences += len(document)
+        if stats.count(document):
             yield document
-        else:
-            stats.empty_documents += 1
 
 
 def iter_tfds_documents(
@@ -171,12 +174,8 @@ def iter_tfds_documents(
                               f"{', '.join(sorted(row))}); set text_field")
         text = row[text_field]
         document = split_sentences(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
-        if document:
-            stats.documents += 1
-            stats.sentences += len(document)
+        if stats.count(document):
             yield document
-        else:
-            stats.empty_documents += 1
 
 
 def split_sentences(text: str) -> Document:
