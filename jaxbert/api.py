@@ -136,7 +136,11 @@ class Pretrained:
         try:
             (staging / BUNDLE_FILE).write_text(json.dumps(
                 {"format": BUNDLE_FORMAT, "version": 1, "model_config": self.config.to_dict()}, indent=2))
-            ckpt = ocp.StandardCheckpointer()
+            # A bundle is written by one process (process 0 of a multi-host run saves the best model alone):
+            # Orbax must not wait at barriers for processes that are not saving.
+            me = jax.process_index()
+            ckpt = ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"jaxbert-bundle-{me}"))
             ckpt.save(staging / PARAMS_DIR, jax.device_get(self.params))
             ckpt.wait_until_finished()
             self._save_tokenizer(staging)

@@ -98,7 +98,7 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
 
     from jaxbert.model import count_params
     from jaxbert.objectives.base import build_objective
-    from jaxbert.parallel import create_mesh, host_to_global, replicated
+    from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
     from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.optim import make_optimizer
     from jaxbert.train.sharded import compile_steps, init_state, state_layout
@@ -114,7 +114,7 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     fields = objective.batch_fields(args.batch, args.seq)
     host = random_batch(objective.model_config, args.batch, args.seq, objective.pair_task, args.seed)
     batch = host_to_global({k: host[k] for k in fields}, mesh)
-    key = jax.device_put(jax.random.key(args.seed + 1), replicated(mesh))
+    key = put_global(jax.random.key(args.seed + 1), replicated(mesh))
     state, metrics = compiled.train(state, {}, batch, key)  # warm-up
     jax.block_until_ready(metrics)
     times = []

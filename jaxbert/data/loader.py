@@ -83,7 +83,7 @@ def make_pretraining_loader(
     """A resumable iterator of this process's share of each global batch of the dataset at `data_dir`.
 
     `shard_index` / `shard_count` default to `jax.process_index()` / `jax.process_count()`; each process
-    gets `global_batch_size // shard_count` examples a batch, disjoint from the other processes'.
+    gets `global_batch_size // shard_count` examples a batch: its contiguous block of the global batch.
     `num_epochs=None` repeats forever (each epoch shuffled anew); with a number, the stream ends after that
     many epochs, cut to whole global batches so every process yields the same number of batches.
     """
@@ -114,8 +114,11 @@ def make_pretraining_loader(
         total = num_examples * num_epochs // global_batch_size * global_batch_size
         ds = ds[:total]
         batches_per_epoch = total // global_batch_size // num_epochs
-    ds = ds[shard_index::shard_count]
-    ds = ds.batch(global_batch_size // shard_count, drop_remainder=True).map(_add_attention_mask)
+    # Process p takes rows [p * local, (p + 1) * local) of every global batch, so the global array assembled
+    # from the processes' shards holds the rows in the one-process order and the run does not depend on
+    # how many hosts feed it (masks and dropout are drawn by position in the global batch).
+    ds = ds.batch(global_batch_size // shard_count, drop_remainder=True)[shard_index::shard_count]
+    ds = ds.map(_add_attention_mask)
     # Reader threads decode and batch up to `prefetch_batches` batches ahead of the one being consumed,
     # so the train loop finds the next batch ready instead of waiting on the host.
     it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_batches))

@@ -11,6 +11,7 @@ from jaxbert.parallel.sharding import (
     host_to_global,
     like_params_shardings,
     logical_to_sharding,
+    put_global,
     replicated,
     sharded_init,
     tree_shardings,
@@ -19,5 +20,4 @@ from jaxbert.parallel.sharding import (
 __all__ = ["LOGICAL_RULES", "MESH_AXES", "MeshError", "activation_sharding", "batch_sharding", "bytes_per_device",
            "create_mesh", "data_parallel_size", "fit_spec", "host_to_global", "like_params_shardings",
            "logical_to_sharding", "maybe_initialize_distributed", "multi_process_env", "process_zero_first",
-           "replicated",
-           "resolve_mesh_shape", "sharded_init", "tree_shardings"]
+           "put_global", "replicated", "resolve_mesh_shape", "sharded_init", "tree_shardings"]

@@ -99,6 +99,26 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def put_global(tree: PyTree, shardings: PyTree) -> PyTree:
+    """Place values every process holds alike (a loaded checkpoint, a teacher, an rng key) onto `shardings`.
+
+    `jax.device_put` cannot reach other processes' devices, so with several processes each one fills
+    its own shards from its copy.
+    """
+    def put(x: Any, sharding: jax.sharding.Sharding) -> jax.Array:
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = put(jax.random.key_data(x), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    if isinstance(shardings, jax.sharding.Sharding):
+        return jax.tree_util.tree_map(lambda x: put(x, shardings), tree)
+    return jax.tree_util.tree_map(put, tree, shardings)
+
+
 def host_to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Global batch arrays from this process's slice (each process passes its own rows)."""
     return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, np.ndim(v)), np.asarray(v))

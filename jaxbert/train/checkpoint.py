@@ -25,6 +25,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
+from jaxbert.parallel.sharding import put_global
 from jaxbert.train.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class Checkpointer:
             raise CheckpointError(f"cannot restore step {step} from {self.directory}: {_first_line(e)}; "
                                   "the checkpoint is damaged or was written by a different config") from e
         sharding = abstract_state.step.sharding
-        step_arr = jax.device_put(np.asarray(step, np.int32), sharding) if sharding is not None else step
+        step_arr = put_global(np.asarray(step, np.int32), sharding) if sharding is not None else step
         return TrainState(step=step_arr, params=out["params"], opt_state=out.get("opt_state", abstract_state.opt_state))
 
     def wait(self) -> None:

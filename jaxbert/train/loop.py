@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxbert.errors import JaxbertError
 from jaxbert.objectives.base import Objective
-from jaxbert.parallel import create_mesh, host_to_global, replicated
+from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
 from jaxbert.train.checkpoint import Checkpointer, checkpoint_meta
 from jaxbert.train.metrics import MetricsWriter, mean_metrics, throughput, to_python, truncate_metrics_file
 from jaxbert.train.optim import make_optimizer
@@ -101,7 +101,7 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
     tx, schedule = make_optimizer({**t.to_dict(), "steps": total}, trainable)
     frozen_host = objective.init_frozen()
     layout = state_layout(objective, tx, mesh, frozen_host)
-    frozen = jax.device_put(frozen_host, layout.frozen_shardings) if frozen_host else {}
+    frozen = put_global(frozen_host, layout.frozen_shardings) if frozen_host else {}
     ckpt = Checkpointer(workdir, keep=int(c.get("keep", 3)), keep_every=int(c.get("keep_every", 0)),
                         async_save=bool(c.get("async_save", True)))
     checkpointable = hasattr(train_iter, "get_state") and hasattr(train_iter, "set_state")
@@ -123,7 +123,7 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
                              with_eval=eval_batches is not None)
     log.info("compiled the train step in %.1fs", compiled.compile_s)
     fields = objective.batch_fields(batch_size, seq_len)
-    base_key = jax.device_put(jax.random.key(int(config.seed) + 1), replicated(mesh))
+    base_key = put_global(jax.random.key(int(config.seed) + 1), replicated(mesh))
     writer = MetricsWriter(workdir)
     guard = PreemptionGuard()
     progress = _Progress(bool(t.get("progress", True)), total, start)
@@ -173,7 +173,7 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
     def run_eval(step: int) -> None:
         nonlocal eval_logged
         rows = []
-        eval_key = jax.random.key(int(config.seed) + 2)
+        eval_key = put_global(jax.random.key(int(config.seed) + 2), replicated(mesh))
         for i, batch in enumerate(eval_batches()):
             if i >= int(t.get("eval_batches", 10)):
                 break

@@ -19,6 +19,7 @@ from jaxbert.parallel import (
     activation_sharding,
     batch_sharding,
     like_params_shardings,
+    put_global,
     replicated,
     tree_shardings,
 )
@@ -74,7 +75,7 @@ def init_state(objective: Objective, tx: optax.GradientTransformation, layout: S
 
     shardings = layout.state_shardings
     if params is not None:
-        params = jax.device_put(params, shardings.params)
+        params = put_global(params, shardings.params)
     return jax.jit(create, out_shardings=shardings)(rng, params)
 
 
