@@ -178,6 +178,7 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
     from jaxbert.train.checkpoint import TOKENIZER_DIR
     from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.loop import train
+    from jaxbert.train.metrics import write_run_config
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
     validate_train_config(config, jax.device_count())
@@ -197,7 +198,7 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
             return make_pretraining_loader(eval_dir, int(t.batch_size), shuffle=False, num_epochs=1,
                                            num_threads=1, prefetch_batches=1)
     init_params = load_init_params(config, objective) if config.get("init", "") else None
-    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    write_run_config(workdir, config)
     return train(config, workdir, objective, loader, eval_batches, init_params, tokenizer_dir=TOKENIZER_DIR)
 
 

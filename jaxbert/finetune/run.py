@@ -9,7 +9,6 @@ official metrics at the end and every `eval.every` steps, keeping the best model
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -196,6 +195,7 @@ def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
     from jaxbert.parallel import create_mesh, maybe_initialize_distributed
     from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.loop import train
+    from jaxbert.train.metrics import write_run_config
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
     workdir = Path(workdir).absolute()
@@ -222,7 +222,7 @@ def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
     init_params = objective.initial_params(jax.random.key(int(config.seed)))
     if objective.fresh_params and pretrained is not None:
         log.info("freshly initialised (not in %s): %s", config.init, ", ".join(objective.fresh_params))
-    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    write_run_config(workdir, config)
     batches = EpochBatches(data.train.arrays, int(config.train.batch_size),
                            seed=int(config.data.get("shuffle_seed", 0)))
     result = train(config, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR, mesh=mesh,

@@ -65,10 +65,24 @@ def mean_metrics(rows: list[Mapping[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
+def write_run_config(workdir: str | os.PathLike, config: Any) -> None:
+    """WORKDIR/config.json: the experiment config as run; written by process 0 only, atomically."""
+    if jax.process_index() != 0:
+        return
+    path = Path(workdir) / "config.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config.to_dict() if hasattr(config, "to_dict") else dict(config), indent=2,
+                              default=str))
+    os.replace(tmp, path)
+
+
 def truncate_metrics_file(workdir: str | os.PathLike, last_step: int) -> None:
-    """Drop logged rows after `last_step` (a resumed run logs them again, identically); atomic."""
+    """Drop logged rows after `last_step` (a resumed run logs them again, identically); atomic.
+
+    The file is process 0's (it alone writes metrics): other processes leave it alone.
+    """
     path = Path(workdir) / METRICS_FILE
-    if not path.exists():
+    if jax.process_index() != 0 or not path.exists():
         return
     kept = []
     for line in path.read_text().splitlines():
