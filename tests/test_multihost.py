@@ -1,5 +1,6 @@
 """Two real processes joined by jax.distributed (gloo on CPU) against one process with the same two devices:
-the same losses, eval figures and final params, for pretraining and for fine-tuning."""
+the same losses, eval figures and final params, for pretraining (with a restart) and for fine-tuning (fsdp
+across the two processes)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_two_process_pretraining_with_a_restart_equals_one_straight_process(tmp_
     assert sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.isdigit()) == ["3", "6"]
 
 
-def test_two_process_finetuning_equals_one_process(tmp_path, shared_data, minilm_dir):
+def test_two_process_fsdp_finetuning_equals_one_data_parallel_process(tmp_path, shared_data, minilm_dir):
     init = tmp_path / "tiny"
     tiny_pretrained(minilm_dir).save(init)
     sst = shared_data / "glue/sst2/train.tsv"
@@ -108,6 +109,8 @@ def test_two_process_finetuning_equals_one_process(tmp_path, shared_data, minilm
             "--config.task.classifier_dropout=0.0", "--config.train.lr=1e-3"]
     reference, two = tmp_path / "one", tmp_path / "two"
     _run(1, [*args, "--workdir", str(reference)], tmp_path)
-    _run(2, [*args, "--workdir", str(two)], tmp_path)
+    # Two processes shard the params (fsdp) instead of replicating them: the best model must be gathered
+    # across processes before process 0 writes it.
+    _run(2, [*args, "--workdir", str(two), "--config.mesh.data=1", "--config.mesh.fsdp=2"], tmp_path)
     _compare(reference, two, ("loss", "accuracy", "eval/accuracy"))
     assert (two / "best" / "jaxbert.json").is_file()
