@@ -23,7 +23,18 @@ from jaxbert.cli import main  # noqa: E402  (the device count must be set before
 if num_processes > 1:
     args += [f"--config.distributed.coordinator_address=localhost:{port}",
              f"--config.distributed.num_processes={num_processes}", f"--config.distributed.process_id={process_id}"]
-rc = main(args)
+try:
+    rc = main(args)
+except BaseException:
+    import traceback
+
+    traceback.print_exc()
+    rc = 99
+if rc:
+    # Leave at once: a normal exit would wait at jax.distributed's shutdown barrier for peers that may be
+    # stuck waiting for this process at their next collective.
+    sys.stderr.flush()
+    os._exit(rc)
 
 import jax  # noqa: E402
 

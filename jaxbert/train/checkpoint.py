@@ -81,6 +81,10 @@ def _manager(directory: Path, keep: int = 3, keep_every: int = 0, async_save: bo
         create=not read_only,
         read_only=read_only,
         save_root_metadata=not read_only,
+        # The data iterator's state is written synchronously by every process into the step's temporary
+        # directory; with directories created in the background, a non-primary process could write before
+        # the directory existed (seen with two processes under load).
+        async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
     )
     return ocp.CheckpointManager(directory, options=options)
 
