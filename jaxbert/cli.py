@@ -34,7 +34,32 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         # Import only the module of the command being run: start-up stays fast.
         if wanted == name:
             _load(name).add_arguments(p)
+            # The flag each argument was given by (a dest may differ from it: --from -> source).
+            parser.set_defaults(flags={a.dest: a.option_strings[0] for a in p._actions if a.option_strings})
     return parser
+
+
+# Path-valued config overrides that would otherwise be read as local paths named "gs:/...".
+PATH_OVERRIDES = ("init", "data.corpus", "data.eval_corpus", "data.train", "data.eval", "data.tokenizer",
+                  "data.data_dir", "objective.teacher")
+
+
+def url_path_error(args: argparse.Namespace) -> str | None:
+    """A one-line error for a URL (gs://, s3://, ...) given where a local path is needed, else None.
+
+    pathlib would quietly turn "gs://bucket/run" into a local folder "gs:/bucket/run"."""
+    flags = getattr(args, "flags", {})
+    named = [(flags.get(dest, f"--{dest}"), value) for dest, value in vars(args).items()
+             if isinstance(value, str) and dest != "command"]
+    for override in args.overrides:
+        key, _, value = override[len("--config."):].partition("=")
+        if key in PATH_OVERRIDES:
+            named.append((f"--config.{key}", value))
+    for flag, value in named:
+        if value and "://" in str(value):
+            return (f"{flag}={value}: URL paths are not supported; give a path every host sees, e.g. the bucket "
+                    "mounted with gcsfuse (/mnt/gcs/...) or a shared filesystem")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = [a for a in extra if a.startswith("--config.")]
+    if (problem := url_path_error(args)) is not None:
+        print(f"jaxbert {args.command}: error: {problem}", file=sys.stderr)
+        return 1
     from jaxbert.errors import JaxbertError
 
     try:

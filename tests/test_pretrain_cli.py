@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import ml_collections
 import pytest
@@ -13,6 +14,7 @@ from jaxbert.train.experiment import apply_overrides, load_config, pretrain_conf
 from jaxbert.train.metrics import read_metrics
 
 SMOKE = "configs/smoke/bert.py"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_overrides_are_typed_by_the_field_they_replace():
@@ -76,6 +78,27 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path, capsys):
     assert not (tmp_path / "w").exists()  # nothing was written
     rc = main(["pretrain", "--config", str(tmp_path / "missing.py"), "--workdir", str(tmp_path / "w")])
     assert rc == 1 and "--config: no config file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--workdir=gs://bucket/run", "--config.init=gs://bucket/phase1",
+                                  "--config.data.corpus=s3://bucket/wiki"])
+def test_url_paths_are_refused_before_anything_is_written(flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pathlib would have made a local folder "gs:" here
+    args = ["pretrain", "--config", str(REPO / SMOKE)]
+    args += [flag] if flag.startswith("--workdir") else ["--workdir", str(tmp_path / "w"), flag]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"jaxbert pretrain: error: {flag}: URL paths are not supported") and len(err) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_url_paths_are_refused_by_their_flag_in_every_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert", "--from", str(tmp_path / "m"), "--to", "gs://bucket/hf"]) == 1
+    assert capsys.readouterr().err.startswith("jaxbert convert: error: --to=gs://bucket/hf: URL paths")
+    assert main(["embed", "--model", "gs://bucket/m", "--input", "a.txt", "--output", "e.npy"]) == 1
+    assert capsys.readouterr().err.startswith("jaxbert embed: error: --model=gs://bucket/m: URL paths")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_shipped_config_is_valid():
