@@ -7,7 +7,7 @@ dataset_info.json / features.json, the array_record shards and `jaxbert_pretrain
 config, the tokenizer's special ids and the build summary), so `tfds.builder_from_directory(out_dir)` and
 `jaxbert.data.loader` both open it.
 
-Atomic: everything is written to a hidden sibling `.NAME.incomplete-XXXX` and renamed to `out_dir` at the
+Atomic: everything is written to a hidden sibling `.NAME.incomplete-<random>` and renamed to `out_dir` at the
 end, so a killed build leaves no directory that looks complete.
 """
 
