@@ -56,7 +56,7 @@ def url_path_error(args: argparse.Namespace) -> str | None:
         if key in PATH_OVERRIDES:
             named.append((f"--config.{key}", value))
     for flag, value in named:
-        if value and "://" in str(value):
+        if value and "://" in value:
             return (f"{flag}={value}: URL paths are not supported; give a path every host sees, e.g. the bucket "
                     "mounted with gcsfuse (/mnt/gcs/...) or a shared filesystem")
     return None

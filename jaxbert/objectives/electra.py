@@ -195,8 +195,7 @@ class Electra(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        fields = encoder_fields(self.model_config, batch_size, seq_len)
-        return fields
+        return encoder_fields(self.model_config, batch_size, seq_len)
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs: both encoders on every token, the MLM head on the masked slots,

@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from jaxbert.data.corpus import CorpusError, read_documents, resolve_corpus_paths
+from jaxbert.data.corpus import CorpusError, read_documents
 
-__all__ = ["CorpusError", "corpus_files", "iter_corpus"]
-
-
-def corpus_files(paths: Iterable[str | Path]) -> list[str]:
-    """The files (and `tfds:` entries) a corpus path list names; a missing path is a one-line CorpusError."""
-    return resolve_corpus_paths(list(paths))
+__all__ = ["CorpusError", "iter_corpus"]
 
 
 def iter_corpus(paths: Iterable[str | Path], errors: str = "strict", text_field: str = "text") -> Iterator[str]:

@@ -14,10 +14,11 @@ from pathlib import Path
 import sentencepiece as spm
 from tokenizers.implementations import BertWordPieceTokenizer, ByteLevelBPETokenizer
 
+from jaxbert.data.corpus import resolve_corpus_paths
 from jaxbert.tokenize.albert_text import albert_clean_text
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPE_SPECIALS, BPETokenizer
-from jaxbert.tokenize.corpus import CorpusError, corpus_files, iter_corpus
+from jaxbert.tokenize.corpus import CorpusError, iter_corpus
 from jaxbert.tokenize.load import load_tokenizer
 from jaxbert.tokenize.spiece import SPM_SPECIALS, SentencePieceTokenizer
 from jaxbert.tokenize.wordpiece import WORDPIECE_SPECIALS, WordPieceTokenizer
@@ -140,7 +141,7 @@ def train_vocab(
         raise TokenizerError("byte-level BPE vocabularies are cased (as RoBERTa's); train without lowercase")
     strip_accents = lowercase if strip_accents is None else strip_accents
     paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else list(corpus_paths)
-    corpus_files(paths)  # missing paths fail here, before any training starts
+    resolve_corpus_paths(paths)  # missing paths fail here, before any training starts
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = iter_corpus(paths, errors, text_field)
