@@ -39,26 +39,41 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Path-valued config overrides that would otherwise be read as local paths named "gs:/...".
+# Path-valued config overrides: checked like path flags before a command runs.
 PATH_OVERRIDES = ("init", "data.corpus", "data.eval_corpus", "data.train", "data.eval", "data.tokenizer",
                   "data.data_dir", "objective.teacher")
 
 
-def url_path_error(args: argparse.Namespace) -> str | None:
-    """A one-line error for a URL (gs://, s3://, ...) given where a local path is needed, else None.
-
-    pathlib would quietly turn "gs://bucket/run" into a local folder "gs:/bucket/run"."""
+def _named_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(flag, value) of every string flag and path override of the command line (lists split at commas)."""
     flags = getattr(args, "flags", {})
-    named = [(flags.get(dest, f"--{dest}"), value) for dest, value in vars(args).items()
-             if isinstance(value, str) and dest != "command"]
+    named: list[tuple[str, str]] = []
+    for dest, value in vars(args).items():
+        if dest in ("command", "flags", "overrides"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        named += [(flags.get(dest, f"--{dest}"), v) for v in values if isinstance(v, str)]
     for override in args.overrides:
         key, _, value = override[len("--config."):].partition("=")
         if key in PATH_OVERRIDES:
-            named.append((f"--config.{key}", value))
-    for flag, value in named:
-        if value and "://" in value:
-            return (f"{flag}={value}: URL paths are not supported; give a path every host sees, e.g. the bucket "
-                    "mounted with gcsfuse (/mnt/gcs/...) or a shared filesystem")
+            named += [(f"--config.{key}", v.strip("()[]'\" ")) for v in value.split(",") if v.strip("()[]'\" ")]
+    return named
+
+
+def path_error(args: argparse.Namespace) -> str | None:
+    """A one-line error for a path the command cannot use, found before anything is written: a URL of a scheme
+    jaxbert does not read, or a gs:// bucket that does not exist or refuses this account."""
+    from jaxbert import storage
+
+    for flag, value in _named_paths(args):
+        if "://" in value and not storage.is_url(value):
+            return f"{flag}={value}: unsupported URL scheme; jaxbert reads local paths and gs://bucket/... URLs"
+    for flag, value in _named_paths(args):
+        if storage.is_url(value):
+            try:
+                storage.check_access(value, what=flag)
+            except storage.StorageError as e:
+                return str(e)
     return None
 
 
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = [a for a in extra if a.startswith("--config.")]
-    if (problem := url_path_error(args)) is not None:
+    if (problem := path_error(args)) is not None:
         print(f"jaxbert {args.command}: error: {problem}", file=sys.stderr)
         return 1
     from jaxbert.errors import JaxbertError

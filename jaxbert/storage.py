@@ -287,6 +287,8 @@ def local_copy(p: PathLike, names: Iterable[str] | None = None) -> LocalPath:
     src = path(p)
     if not is_url(src):
         return LocalPath(os.fspath(src))
+    if not src.exists():
+        raise StorageError(f"{display(src)}: no such file or directory in the bucket; check the URL")
     is_file = not src.is_dir()
     files = [(src.name, src)] if is_file else _remote_files(src, names)
     if not files:

@@ -17,6 +17,7 @@ from jaxbert.objectives.base import build_objective
 from jaxbert.parallel import bytes_per_device, create_mesh, host_to_global
 from jaxbert.train.optim import make_optimizer
 from jaxbert.train.sharded import compile_steps, init_state, state_layout
+from jaxbert.train.spec import OptimizerSpec
 
 MODEL = {"preset": "bert-tiny", "vocab_size": 256, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128,
          "num_layers": 2, "max_position_embeddings": 32, "hidden_dropout": 0.0, "attention_dropout": 0.0}
@@ -40,7 +41,7 @@ def run(mesh_spec: dict, devices: int, steps: int) -> dict:
     config = ml_collections.ConfigDict({"model": MODEL, "objective": {"name": "mlm", "pair_task": "nsp",
                                                                       "max_predictions": 4}})
     objective = build_objective(config)
-    tx, schedule = make_optimizer({"lr": 1e-3, "steps": 100, "warmup_steps": 0})
+    tx, schedule = make_optimizer(OptimizerSpec(lr=1e-3), 100)
     mesh = create_mesh(mesh_spec, jax.devices()[:devices])
     layout = state_layout(objective, tx, mesh)
     state = init_state(objective, tx, layout, jax.random.key(0))

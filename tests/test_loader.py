@@ -141,7 +141,7 @@ def test_killed_build_never_looks_complete(tmp_path, corpus, minilm_dir):
         # Log lines may come first.
         assert any(line.strip() == "encoding" for line in iter(proc.stderr.readline, ""))
         time.sleep(0.2)
-        assert any(p.name.startswith(".ds.incomplete-") for p in tmp_path.iterdir())
+        assert any(p.name.startswith(".ds.tmp-") for p in tmp_path.iterdir())
     finally:
         proc.kill()
         proc.wait()

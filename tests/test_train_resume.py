@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 import pytest
 from etils import epath
 
-from jaxbert.train.checkpoint import CHECKPOINT_DIR, latest_complete_step
+from jaxbert.formats import CHECKPOINT_DIR, latest_complete_step
 from jaxbert.train.metrics import read_metrics
 
 STEPS = 24

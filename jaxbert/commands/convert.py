@@ -6,16 +6,23 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="source", required=True, help="jaxbert bundle, training workdir or HF dir")
-    parser.add_argument("--to", dest="target", required=True, help="output directory")
+    parser.add_argument("--from", dest="source", required=True,
+                        help="jaxbert bundle, training workdir or HF dir (local or gs://)")
+    parser.add_argument("--to", dest="target", required=True,
+                        help="output directory (local or gs://); must not exist yet or be empty")
     parser.add_argument("--format", default="jaxbert", choices=("jaxbert", "hf"),
                         help="jaxbert: a bundle jaxbert.load opens; hf: a dir transformers loads")
 
 
 def run(args: argparse.Namespace) -> int:
     import jaxbert
+    from jaxbert import formats
 
     model = jaxbert.load(args.source)
-    out = jaxbert.export_hf(model, args.target) if args.format == "hf" else model.save(args.target)
+    if args.format == "hf":
+        out = jaxbert.export_hf(model, args.target)
+    else:  # unlike p.save in a notebook, the command never replaces an existing bundle
+        out = formats.write_bundle(args.target, model.config, model.params, tokenizer_dir=model._tokenizer_dir,
+                                   tokenizer=model.tokenizer, replace=False)
     print(f"wrote {args.format} checkpoint ({model.config.family}, {model.config.num_layers} layers) to {out}")
     return 0

@@ -11,6 +11,7 @@ On-disk formats:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import gzip
@@ -20,6 +21,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 Document = list[str]  # the sentences (or paragraphs) of one document, in order
@@ -63,15 +65,18 @@ def resolve_corpus_paths(paths: str | os.PathLike | Sequence[str | os.PathLike])
         entry = os.fspath(raw)
         if entry.startswith(TFDS_PREFIX):
             resolved.append(entry)
-        elif os.path.isdir(entry):
-            files = sorted(str(p) for p in Path(entry).iterdir() if p.is_file() and not p.name.startswith("."))
+            continue
+        storage.check_access(entry, what="corpus path")
+        where = storage.path(entry) if storage.is_url(entry) else Path(entry)
+        if where.is_dir():
+            files = sorted(str(p) for p in where.iterdir() if p.is_file() and not p.name.startswith("."))
             if not files:
                 raise CorpusError(f"corpus directory {entry} holds no files; put .txt/.jsonl files in it")
             resolved.extend(files)
-        elif os.path.isfile(entry):
+        elif where.is_file():
             resolved.append(entry)
-        elif glob.has_magic(entry) and (matches := sorted(glob.glob(entry))):
-            resolved.extend(m for m in matches if os.path.isfile(m))
+        elif glob.has_magic(entry) and (matches := _glob(entry)):
+            resolved.extend(matches)
         else:
             raise CorpusError(f"corpus path {entry} not found; check the path (or data.corpus in the config)")
     if not resolved:
@@ -183,15 +188,23 @@ def split_sentences(text: str) -> Document:
     return [s for s in (line.strip() for line in text.split("\n")) if s]
 
 
+def _glob(pattern: str) -> list[str]:
+    """The files a glob pattern matches, local or gs:// (magic in the last path component only on gs://)."""
+    if not storage.is_url(pattern):
+        return sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+    parent, _, name = pattern.rpartition("/")
+    return sorted(str(p) for p in storage.path(parent).glob(name) if p.is_file())
+
+
 def _is_jsonl(path: str) -> bool:
     return path.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))
 
 
 def _decoded_lines(path: str, errors: str, stats: CorpusStats) -> Iterator[str]:
     """The lines of a (possibly gzipped) file decoded as UTF-8, with a file:line error for bad bytes."""
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rb") as f:
+        with storage.path(path).open("rb") as raw_file, (
+                gzip.GzipFile(fileobj=raw_file) if path.endswith(".gz") else contextlib.nullcontext(raw_file)) as f:
             for lineno, raw in enumerate(f, start=1):
                 try:
                     yield raw.decode("utf-8")

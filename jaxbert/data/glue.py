@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 T = TypeVar("T")
@@ -156,7 +157,7 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
     task = get_glue_task(task) if isinstance(task, str) else task
     if on_error not in ("raise", "skip"):
         raise GlueDataError(f"on_error={on_error!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     if not path.is_file():
         raise GlueDataError(f"GLUE file {path} does not exist; pass the path of the task's "
                             f"{' / '.join(f for _, f in task.splits)}")
@@ -218,7 +219,7 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
 def read_glue_dir(directory: str | Path, task: str | GlueTask, split: str = "train", **kw: Any) -> GlueSplit:
     """A split of a task from a GLUE task folder (e.g. glue_data/SST-2) by split name."""
     task = get_glue_task(task) if isinstance(task, str) else task
-    return read_glue_tsv(Path(directory) / task.split_file(split), task, **kw)
+    return read_glue_tsv(storage.path(directory) / task.split_file(split), task, **kw)
 
 
 def _text(value: Any) -> str:

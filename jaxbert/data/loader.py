@@ -20,6 +20,7 @@ import grain
 import jax
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.data.tfds_builder import SPLIT, read_dataset_meta
 from jaxbert.errors import JaxbertError
 
@@ -86,8 +87,11 @@ def make_pretraining_loader(
     gets `global_batch_size // shard_count` examples a batch: its contiguous block of the global batch.
     `num_epochs=None` repeats forever (each epoch shuffled anew); with a number, the stream ends after that
     many epochs, cut to whole global batches so every process yields the same number of batches.
+    A dataset on gs:// is read from a local copy (array_record reads local files only), made once per
+    host and keyed by the files' checksums.
     """
     meta = read_dataset_meta(data_dir)
+    data_dir = storage.local_copy(data_dir)
     shard_index = jax.process_index() if shard_index is None else int(shard_index)
     shard_count = jax.process_count() if shard_count is None else int(shard_count)
     if not 0 <= shard_index < shard_count:

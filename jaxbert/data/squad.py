@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 CLS_INDEX = 0  # every supported family puts its [CLS] / <s> token first: the "no answer" position
@@ -71,7 +72,7 @@ def read_squad(path: str | Path, *, on_bad_answer: str = "raise") -> SquadData:
     """
     if on_bad_answer not in ("raise", "skip"):
         raise SquadDataError(f"on_bad_answer={on_bad_answer!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.data import conll, glue, squad
 from jaxbert.errors import JaxbertError
 from jaxbert.evaluate import task_metrics
@@ -126,7 +127,7 @@ def read_task_file(spec: TaskSpec, path: str | Path, on_error: str = "raise") ->
     """
     if on_error not in ("raise", "skip"):
         raise JaxbertError(f"config.data.on_error={on_error!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     if spec.source == "glue":
         split = glue.read_glue_tsv(path, spec.glue, on_error=on_error)
         return TaskExamples(spec, split.examples, split.skipped, str(path))

@@ -9,7 +9,7 @@ One objective class serves every task kind; the kind picks the task head and the
 | span           | span                    | `start_positions`, `end_positions` [B] | mean of start / end CE      |
 | token          | token, n tags           | `labels` int [B, T], -100 = ignore    | CE over the labelled tokens |
 
-The model starts from a pretrained encoder (`pretrained` params, e.g. from `jaxbert.load`): its
+The model starts from a pretrained encoder (`initial_params(start)`, start opened from config.init): its
 pretraining heads are dropped and a freshly initialised task head is added, as in the reference
 *For{SequenceClassification,QuestionAnswering,TokenClassification} models.
 """
@@ -134,7 +134,7 @@ class Finetune(Objective):
 
     name = "finetune"
 
-    def __init__(self, model_config: ModelConfig, kind: str, pretrained: PyTree | None = None) -> None:
+    def __init__(self, model_config: ModelConfig, kind: str) -> None:
         if kind not in KINDS:
             raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
         if model_config.task != _HEAD_OF_KIND[kind]:
@@ -144,21 +144,21 @@ class Finetune(Objective):
             raise ConfigError("a regression objective needs num_labels=1")
         self.model_config = model_config
         self.kind = kind
-        self.pretrained = pretrained
-        self.fresh_params: list[str] = []
+        self.fresh_params: list[str] = []  # what initial_params initialised afresh (the task head, ...)
 
     # ---- params ---------------------------------------------------------------------
     def init(self, rng: jax.Array) -> PyTree:
         return nn.unbox(init_boxed(self.model_config, rng))
 
-    def initial_params(self, rng: jax.Array) -> PyTree:
-        """The pretrained params with freshly initialised leaves where they lack one (the task head...).
+    def initial_params(self, start: Any, rng: jax.Array) -> PyTree:
+        """`start`'s params (a pretrained model: encoder, maybe pretraining heads) with freshly initialised
+        leaves where they lack one (the task head...); its pretraining heads are dropped.
 
         Only the missing leaves are computed: the jitted init is pruned to them, so a large
         pretrained encoder is never randomly initialised just to be overwritten.
         """
         shapes = jax.eval_shape(self.init, rng)
-        merged, self.fresh_params = merge_pretrained(shapes, self.pretrained)
+        merged, self.fresh_params = merge_pretrained(shapes, start.params)
         wanted = set(self.fresh_params)
 
         def fresh_leaves(key: jax.Array) -> dict[str, jax.Array]:

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxbert import storage
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPETokenizer
+from jaxbert.tokenize.files import TOKENIZER_FILES
 from jaxbert.tokenize.spiece import SentencePieceTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
-TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
+# What find_tokenizer looks for, in order (for error messages).
+LOOKED_FOR = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -61,6 +64,13 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
     tokenizer_config.json (do_lower_case, strip_accents, keep_accents, ...) and
     special_tokens_map.json where present.
     """
+    if storage.is_url(path):  # tokenizers and sentencepiece read local files: a copy keyed by content
+        remote = storage.path(path)
+        if not remote.is_dir():
+            raise TokenizerError(f"tokenizer directory {path} does not exist; pass a directory with tokenizer files")
+        if not any((remote / n).exists() for n in TOKENIZER_FILES):
+            return None
+        path = storage.local_copy(remote, TOKENIZER_FILES)
     directory = Path(path)
     if directory.is_file():
         directory = directory.parent
@@ -109,7 +119,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     tokenizer = find_tokenizer(path)
     if tokenizer is None:
         raise TokenizerError(
-            f"{path} has no tokenizer files (one of: {', '.join(TOKENIZER_FILES)}); "
+            f"{path} has no tokenizer files (one of: {', '.join(LOOKED_FOR)}); "
             "copy the model's tokenizer files there or train one with `jaxbert vocab`"
         )
     return tokenizer

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from pathlib import Path
 import sentencepiece as spm
 from tokenizers.implementations import BertWordPieceTokenizer, ByteLevelBPETokenizer
 
+from jaxbert import storage
 from jaxbert.data.corpus import resolve_corpus_paths
 from jaxbert.tokenize.albert_text import albert_clean_text
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
@@ -142,15 +142,15 @@ def train_vocab(
     strip_accents = lowercase if strip_accents is None else strip_accents
     paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else list(corpus_paths)
     resolve_corpus_paths(paths)  # missing paths fail here, before any training starts
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = storage.path(out_dir)
     lines = iter_corpus(paths, errors, text_field)
     first = next(lines, None)
     if first is None:
         raise CorpusError(f"the corpus {', '.join(map(str, paths))} has no text lines")
     lines = itertools.chain([first], lines)
-    # Train into a scratch folder beside out_dir and move the files over only when all went well.
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    # Train into a local scratch folder (trainers write local files) and copy the files to out_dir (local or
+    # gs://) only when all went well.
+    scratch = Path(tempfile.mkdtemp(prefix="jaxbert-vocab-"))
     try:
         if kind == "wordpiece":
             trained = _train_wordpiece(lines, size, scratch, lowercase, strip_accents, min_frequency, limit_alphabet)
@@ -160,9 +160,7 @@ def train_vocab(
             trained = _train_sentencepiece(lines, size, scratch, lowercase, strip_accents, character_coverage)
         final = scratch / "final"
         trained.save(final)
-        out.mkdir(parents=True, exist_ok=True)
-        for f in final.iterdir():
-            os.replace(f, out / f.name)
+        storage.copy_tree(final, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return load_tokenizer(out)

@@ -14,7 +14,6 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from jaxbert.objectives.base import Objective
 from jaxbert.parallel import (
     activation_sharding,
     batch_sharding,
@@ -23,6 +22,7 @@ from jaxbert.parallel import (
     replicated,
     tree_shardings,
 )
+from jaxbert.train.objective import Objective
 from jaxbert.train.state import TrainState
 from jaxbert.train.step import make_eval_step, make_train_step
 
