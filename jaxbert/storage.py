@@ -50,8 +50,15 @@ def configure_environment(environ: dict[str, str] | None = None) -> None:
     - gcsfs skips its bucket-type probe over gRPC (`GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`), which waits about
       60 s wherever that endpoint does not answer (an emulator, a VM without gRPC egress);
     - under an emulator, TensorStore (Orbax's array store) is pointed at it and given a fixed test token
-      instead of searching for credentials.
+      instead of searching for credentials;
+    - gcsfs keeps no directory-listing cache: Orbax writes through TensorStore, behind gcsfs's back, and a
+      cached listing would hide the checkpoint it just wrote.
     """
+    if environ is None:
+        import fsspec
+
+        for protocol in ("gs", "gcs"):
+            fsspec.config.conf.setdefault(protocol, {}).setdefault("use_listings_cache", False)
     env = os.environ if environ is None else environ
     env.setdefault("EPATH_USE_TF", "false")
     env.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")

@@ -39,7 +39,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def gcs_emulator():
-    """A GCS API emulator (gcp-storage-emulator, in memory) on 127.0.0.1, for this test session.
+    """A GCS API emulator (gcp-storage-emulator, in memory; see tests/gcs_emulator.py) on 127.0.0.1, for this
+    test session.
 
     STORAGE_EMULATOR_HOST is set for this process and the subprocesses it starts, so every client
     (gcsfs, google-cloud-storage, TensorStore under Orbax, via jaxbert.storage) talks to it.
@@ -51,7 +52,8 @@ def gcs_emulator():
 
     pytest.importorskip("gcp_storage_emulator", reason="install the test extra: pip install -e '.[test]'")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+    launcher = Path(__file__).with_name("gcs_emulator.py")  # the emulator plus GCS's generation headers
+    proc = subprocess.Popen([sys.executable, str(launcher), "start", "--host", "127.0.0.1",
                              "--port", str(port), "--in-memory", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
