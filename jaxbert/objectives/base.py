@@ -9,6 +9,7 @@ its params for sharding. The train loop, checkpointing and logging only ever see
 from __future__ import annotations
 
 import abc
+import dataclasses
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
@@ -20,6 +21,27 @@ from jaxbert.config import ConfigError, ModelConfig
 
 PyTree = Any
 Metrics = dict[str, jax.Array]
+
+
+Path = tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPart:
+    """One model inside an objective's trainable params, for objectives that train several (ELECTRA).
+
+    `path` is the subtree holding it; `borrowed` pairs (its own path, the path in the trainable params)
+    for tables it shares with another part (ELECTRA's generator reads the discriminator's embeddings).
+    Checkpoints record parts as JSON (`to_json`), so a workdir's parts load without the objective.
+    """
+
+    config: ModelConfig
+    path: Path
+    borrowed: tuple[tuple[Path, Path], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_config": self.config.to_dict(), "path": list(self.path),
+                "borrowed": [[list(own), list(source)] for own, source in self.borrowed]}
 
 
 class Objective(abc.ABC):
@@ -70,6 +92,10 @@ class Objective(abc.ABC):
     def export_axes(self) -> PyTree:
         """Logical PartitionSpecs of `export(params)`."""
         return self.export(self.param_axes())
+
+    def parts(self) -> dict[str, ModelPart]:
+        """The models a checkpoint holds, by name, when there are several (else {}: just `export`)."""
+        return {}
 
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         """Names, shapes and dtypes of the batch arrays `loss` reads (for ahead-of-time compilation)."""

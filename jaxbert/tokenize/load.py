@@ -12,6 +12,8 @@ from jaxbert.tokenize.spiece import SentencePieceTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
+# SentencePiece model file names: transformers' and Google ALBERT releases' (30k-clean.model).
+SENTENCEPIECE_FILES = ("spiece.model", "30k-clean.model")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -53,13 +55,14 @@ def _model_type(path: Path) -> str:
         raise TokenizerError(f"{path} is not a tokenizers tokenizer.json ({e}); fix or delete it") from e
 
 
-def find_tokenizer(path: str | Path) -> Tokenizer | None:
+def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> Tokenizer | None:
     """The tokenizer a directory's files describe, or None when it has no tokenizer files.
 
     Looks for spiece.model (SentencePiece), tokenizer.json (WordPiece or byte-level BPE),
     vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
     tokenizer_config.json (do_lower_case, strip_accents, keep_accents, ...) and
-    special_tokens_map.json where present.
+    special_tokens_map.json where present. `defaults` fills settings tokenizer_config.json does not
+    state (e.g. do_lower_case for a Google release, which ships a bare vocab.txt).
     """
     directory = Path(path)
     if directory.is_file():
@@ -67,9 +70,11 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
     if not directory.is_dir():
         raise TokenizerError(f"tokenizer directory {directory} does not exist; pass a directory with tokenizer files")
     config, names = _settings(directory)
-    if (directory / "spiece.model").is_file():
+    config = {**(defaults or {}), **config}
+    spiece = next((directory / n for n in SENTENCEPIECE_FILES if (directory / n).is_file()), None)
+    if spiece is not None:
         return SentencePieceTokenizer(
-            directory / "spiece.model",
+            spiece,
             lowercase=bool(config.get("do_lower_case", True)),
             keep_accents=bool(config.get("keep_accents", False)),
             remove_space=bool(config.get("remove_space", True)),

@@ -164,10 +164,15 @@ def checkpoint_meta(objective: Any, experiment: Mapping[str, Any], tokenizer_dir
         "objective": objective.name,
         "model_config": objective.model_config.to_dict(),
         "export_path": list(getattr(objective, "export_path", ())),
+        "parts": {name: part.to_json() for name, part in _parts(objective).items()},
         "experiment": _jsonable(experiment),
         "tokenizer_dir": TOKENIZER_DIR if tokenizer_dir else None,
         "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+
+
+def _parts(objective: Any) -> dict[str, Any]:
+    return objective.parts() if hasattr(objective, "parts") else {}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -235,19 +240,53 @@ def load_training_params(workdir: str | os.PathLike, step: int | None = None) ->
     return meta, params
 
 
-def load_model_from_workdir(workdir: str | os.PathLike, step: int | None = None
+def _subtree(tree: PyTree, path: list[str]) -> PyTree:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _part(workdir: str | os.PathLike, meta: Mapping[str, Any], params: PyTree, name: str
+          ) -> tuple[ModelConfig, PyTree]:
+    """A named model of the checkpoint (as the objective's `parts()` recorded it) with its borrowed tables."""
+    parts = meta.get("parts") or {}
+    if name not in parts:
+        if parts:
+            raise CheckpointError(f"{workdir} holds no model part {name!r}; its parts are {', '.join(parts)}")
+        raise CheckpointError(f"{workdir}: objective {meta.get('objective')!r} recorded one model, no named parts; "
+                              "drop part= (ELECTRA checkpoints saved before jaxbert recorded parts have none either)")
+    spec = parts[name]
+    own = _subtree(params, spec["path"])
+    tree = {**own}
+    for dest, source in spec.get("borrowed", []):
+        try:
+            value = _subtree(params, source)
+        except KeyError:  # e.g. no token_type table when type_vocab_size=0
+            continue
+        node = tree
+        for key in dest[:-1]:
+            node[key] = {**node.get(key, {})}  # a copy: the part's own subtree stays as saved
+            node = node[key]
+        node[dest[-1]] = value
+    return ModelConfig.from_dict(spec["model_config"]), tree
+
+
+def load_model_from_workdir(workdir: str | os.PathLike, step: int | None = None, part: str | None = None
                             ) -> tuple[ModelConfig, PyTree, str | None]:
     """(model config, params, tokenizer dir or None) of a workdir's latest complete checkpoint.
 
     "The model" is the subtree the objective exports (e.g. ELECTRA's discriminator, a distilled
-    student).
+    student), or the named `part` of an objective that trains several (ELECTRA's "generator").
     """
     from jaxbert.model import check_params
 
     meta, params = load_training_params(workdir, step)
-    config = ModelConfig.from_dict(meta["model_config"])
-    for key in meta.get("export_path") or []:
-        params = params[key]
+    if part is None:
+        config = ModelConfig.from_dict(meta["model_config"])
+        for key in meta.get("export_path") or []:
+            params = params[key]
+    else:
+        config, params = _part(workdir, meta, params, part)
     check_params(config, params, source=str(workdir))
     tok = Path(workdir).absolute() / TOKENIZER_DIR
     return config, params, str(tok) if tok.is_dir() else None
