@@ -9,6 +9,7 @@ from typing import Any
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPETokenizer
 from jaxbert.tokenize.spiece import SentencePieceTokenizer
+from jaxbert.tokenize.unigram import UnigramTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
@@ -58,8 +59,8 @@ def _model_type(path: Path) -> str:
 def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> Tokenizer | None:
     """The tokenizer a directory's files describe, or None when it has no tokenizer files.
 
-    Looks for spiece.model (SentencePiece), tokenizer.json (WordPiece or byte-level BPE),
-    vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
+    Looks for spiece.model or 30k-clean.model (SentencePiece), tokenizer.json (WordPiece, byte-level BPE or
+    Unigram), vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
     tokenizer_config.json (do_lower_case, strip_accents, keep_accents, ...) and
     special_tokens_map.json where present. `defaults` fills settings tokenizer_config.json does not
     state (e.g. do_lower_case for a Google release, which ships a bare vocab.txt).
@@ -86,9 +87,11 @@ def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> 
             return WordPieceTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
         if model == "BPE":
             return BPETokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
+        if model == "Unigram":
+            return UnigramTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names, settings=config)
         raise TokenizerError(
-            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece and BPE "
-            "tokenizer.json files, and SentencePiece models as spiece.model (add it next to tokenizer.json)"
+            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece, BPE and Unigram "
+            "tokenizer.json files, and SentencePiece models as spiece.model"
         )
     if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
         return BPETokenizer.from_files(
