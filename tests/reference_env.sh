@@ -18,6 +18,6 @@ if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import tensorflow, transf
 fi
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "torch==2.13.0" "transformers==4.57.*" "tensorflow-cpu==2.21.*" "numpy<2.3"
+"$VENV/bin/python" -m pip install -q "torch==2.13.0" "transformers==4.57.*" "tensorflow-cpu==2.21.*"
 "$VENV/bin/python" -c "import tensorflow as tf, transformers, torch; print('reference environment ready:', \
 'tensorflow', tf.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"

@@ -210,7 +210,7 @@ class Bundle:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
 
     def read(self, name: str) -> np.ndarray:
-        """The value of variable `name` (bfloat16 and float16 come back as float32)."""
+        """The value of variable `name`, read-only (bfloat16 and float16 come back as float32)."""
         entry = self.entries[name]
         where = f"{self.prefix}: variable {name}"
         if entry.sliced:
@@ -240,7 +240,7 @@ class Bundle:
         array = np.frombuffer(raw, dtype.newbyteorder(">") if self.big_endian else dtype).reshape(entry.shape)
         if dtype.name in ("bfloat16", "float16"):
             return array.astype(np.float32)
-        return array.astype(dtype.newbyteorder("=")) if self.big_endian else array.copy()
+        return array.astype(dtype.newbyteorder("=")) if self.big_endian else array
 
 
 def _dtype(number: int) -> np.dtype:

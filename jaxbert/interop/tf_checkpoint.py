@@ -153,9 +153,11 @@ def _resolve(variables: _Variables, item: _Item, scope: str, suffix: str) -> str
     return name
 
 
-def _check_shapes(config: ModelConfig, names: TFModelNames, variables: _Variables) -> list[str]:
-    """Names of the model's variables that are absent; raises on the first shape mismatch."""
-    expected = _flatten(param_shapes(config))
+def _check_shapes(config: ModelConfig, names: TFModelNames, variables: _Variables,
+                  expected: dict[str, Any]) -> list[str]:
+    """Names of the model's variables that are absent; raises on the first shape mismatch.
+
+    `expected`: the model's flattened param shapes."""
     missing = []
     for item in _plan(config, names):
         for leaf, suffix in LEAVES[item.kind]:
@@ -173,8 +175,8 @@ def _check_shapes(config: ModelConfig, names: TFModelNames, variables: _Variable
     return missing
 
 
-def _read_params(config: ModelConfig, names: TFModelNames, variables: _Variables) -> Params:
-    expected = _flatten(param_shapes(config))
+def _read_params(config: ModelConfig, names: TFModelNames, variables: _Variables, expected: dict[str, Any]
+                 ) -> Params:
     flat: dict[str, np.ndarray] = {}
     for item in _plan(config, names):
         for leaf, suffix in LEAVES[item.kind]:
@@ -324,12 +326,14 @@ def _fit(config: ModelConfig, names: TFModelNames, variables: _Variables) -> Mod
 def _matching_presets(family: str, names: TFModelNames, variables: _Variables, heads: tuple[str, ...],
                       pooler: bool) -> list[str]:
     matches = []
+    width = _width(variables, names)
     for name, preset in PRESETS.items():
         if preset.family != family:
             continue
         try:
             config = _fit(_from_input(preset, name, family, heads, pooler), names, variables)
-            if not _check_shapes(config, names, variables):
+            if config.hidden_size == width and not _check_shapes(config, names, variables,
+                                                                 _flatten(param_shapes(config))):
                 matches.append(name)
         except JaxbertError:
             continue
@@ -403,12 +407,13 @@ def load_tf_checkpoint(path: str | os.PathLike, part: str | None = None,
     family = _family(variables)
     names = _model_names(family, part, variables)
     model_config, fields = _model_config(prefix.parent, family, names, variables, config)
-    missing = _check_shapes(model_config, names, variables)
+    expected = _flatten(param_shapes(model_config))
+    missing = _check_shapes(model_config, names, variables, expected)
     if missing:
         raise TFCheckpointError(f"{variables.source}: {len(missing)} variable(s) of the {family} model are missing: "
                                 f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}; the checkpoint does "
                                 "not match its config (e.g. fewer layers than num_hidden_layers)")
-    params = _read_params(model_config, names, variables)
+    params = _read_params(model_config, names, variables, expected)
     _check_leftovers(names, variables)
     check_params(model_config, params, source=variables.source)
     return TFModel(model_config, jax.tree_util.tree_map(jnp.asarray, params), _tokenizer(prefix, fields), prefix)
