@@ -183,17 +183,23 @@ def _find_tokenizer(directory: Path | None) -> Any:
 
 
 def _pretrained(loaded: formats.LoadedModel) -> Pretrained:
-    model = Pretrained(loaded.config, loaded.params, _find_tokenizer(loaded.tokenizer_dir),
-                       tokenizer_dir=loaded.tokenizer_dir)
+    tokenizer = loaded.tokenizer if loaded.tokenizer is not None else _find_tokenizer(loaded.tokenizer_dir)
+    model = Pretrained(loaded.config, loaded.params, tokenizer, tokenizer_dir=loaded.tokenizer_dir)
     model.label_names = loaded.label_names
     model.task_info = loaded.task_info
     return model
 
 
-def load(path: str | os.PathLike) -> Pretrained:
-    """Open a jaxbert bundle, a training workdir (its latest checkpoint) or a Hugging Face save_pretrained dir,
-    local or on gs://."""
-    return _pretrained(formats.open_model(path))
+def load(path: str | os.PathLike, part: str | None = None,
+         config: str | os.PathLike | ModelConfig | None = None) -> Pretrained:
+    """Open a jaxbert bundle, a training workdir (its latest checkpoint), a Hugging Face save_pretrained dir
+    (local or gs://) or a Google TensorFlow checkpoint (BERT, ALBERT, ELECTRA: its directory, prefix or .index).
+
+    part: which model of a checkpoint that holds two: ELECTRA's "discriminator" (the default) or "generator",
+    in a training workdir or a TF checkpoint. config: the architecture of a TF checkpoint with no config file
+    beside it (ELECTRA's releases): a preset name, a ModelConfig or a config.json path.
+    """
+    return _pretrained(formats.open_model(path, part=part, config=config))
 
 
 def init(model: str | ModelConfig | dict, seed: int = 0, tokenizer: str | os.PathLike | None = None) -> Pretrained:

@@ -12,7 +12,7 @@ COMMANDS = {
     "distill": "Distil a student from a teacher (DistilBERT, Patient KD) from a config.",
     "finetune": "Fine-tune on a task (GLUE, SQuAD, CoNLL-2003) from a config.",
     "embed": "Write sentence embeddings of a text file (one text a line) to .npy.",
-    "convert": "Convert a checkpoint between jaxbert bundles and Hugging Face directories.",
+    "convert": "Convert a checkpoint (bundle, workdir, HF dir, Google TF checkpoint) to a bundle or HF dir.",
     "eval": "Evaluate a checkpoint on a task's data; prints one JSON line of metrics.",
     "bench": "Benchmark a train step; prints one JSON line.",
     "vocab": "Train a WordPiece, byte-level BPE or SentencePiece vocabulary on a corpus.",

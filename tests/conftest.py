@@ -96,3 +96,17 @@ def gcs_bucket(gcs_emulator, request) -> str:
                                  headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req, timeout=10).read()
     return f"gs://{name}"
+
+
+REFERENCE_ENV = Path(os.environ.get("JAXBERT_REF_VENV", REPO / ".ref-venv"))
+
+
+@pytest.fixture(scope="session")
+def reference_python() -> Path:
+    """The python of the reference environment (transformers 4.57 + TensorFlow + torch, tests/reference_env.sh),
+    for comparisons with what transformers 5 no longer has (its TF-checkpoint loaders)."""
+    python = REFERENCE_ENV / "bin" / "python"
+    if not python.is_file():
+        pytest.skip(f"reference environment {REFERENCE_ENV} (transformers 4.57 + TensorFlow) is absent: "
+                    "create it with `bash tests/reference_env.sh`")
+    return python

@@ -122,6 +122,8 @@ def test_electra_init_keeps_a_workdirs_generator_and_completes_a_bare_discrimina
     config = apply_overrides(load_config(REPO / "configs/smoke/electra.py"), short[:-1])
     config.model.vocab_size = 400
     objective = build_objective(config, jaxbert.load(first).tokenizer)
+    # The loop records ELECTRA's parts: the trained generator opens by name, on the shared embeddings.
+    assert jaxbert.load(first, part="generator").config == objective.generator_config
     same = lambda a, b: all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.array_equal, a, b)))
 
     rng = jax.random.key(int(config.seed))

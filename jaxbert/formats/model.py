@@ -25,6 +25,7 @@ class LoadedModel:
     task_info: dict[str, Any] = dataclasses.field(default_factory=dict)  # a best-model bundle's task.json
     objective: str | None = None  # workdirs: the objective that trained it
     step: int | None = None  # workdirs: the checkpoint step read
+    tokenizer: Any = None  # a tokenizer built with settings no file states (Google TF releases' lowercasing)
 
     def trained_params(self) -> PyTree:
         """Every tree the objective trained (a workdir's whole params, e.g. ELECTRA's generator and

@@ -97,15 +97,48 @@ def load_training_params(workdir: PathLike, step: int | None = None) -> tuple[di
     return meta, params
 
 
-def read_workdir(workdir: PathLike, step: int | None = None) -> LoadedModel:
+def _subtree(tree: PyTree, keys: list[str]) -> PyTree:
+    for key in keys:
+        tree = tree[key]
+    return tree
+
+
+def _part(workdir: PathLike, meta: dict[str, Any], params: PyTree, name: str) -> tuple[ModelConfig, PyTree]:
+    """A named model of the checkpoint (as the objective's `parts()` recorded it) with its borrowed tables."""
+    parts = meta.get("parts") or {}
+    if name not in parts:
+        if parts:
+            raise WorkdirError(f"{display(workdir)} holds no model part {name!r}; its parts are {', '.join(parts)}")
+        raise WorkdirError(f"{display(workdir)}: objective {meta.get('objective')!r} recorded one model, no named "
+                           "parts; drop part= (ELECTRA checkpoints saved before jaxbert recorded parts have none "
+                           "either)")
+    spec = parts[name]
+    tree = {**_subtree(params, spec["path"])}
+    for dest, source in spec.get("borrowed", []):
+        try:
+            value = _subtree(params, source)
+        except KeyError:  # e.g. no token_type table when type_vocab_size=0
+            continue
+        node = tree
+        for key in dest[:-1]:
+            node[key] = {**node.get(key, {})}  # a copy: the part's own subtree stays as saved
+            node = node[key]
+        node[dest[-1]] = value
+    return ModelConfig.from_dict(spec["model_config"]), tree
+
+
+def read_workdir(workdir: PathLike, step: int | None = None, part: str | None = None) -> LoadedModel:
     """The model of a workdir's latest complete checkpoint (or `step`): the subtree the objective exports
-    (ELECTRA's discriminator, a distilled student)."""
+    (ELECTRA's discriminator, a distilled student), or the named `part` of an objective that trains several
+    (ELECTRA's "generator")."""
     from jaxbert.model import check_params
 
     meta, params = load_training_params(workdir, step)
-    config = ModelConfig.from_dict(meta["model_config"])
-    for key in meta.get("export_path") or []:
-        params = params[key]
+    if part is None:
+        config = ModelConfig.from_dict(meta["model_config"])
+        params = _subtree(params, list(meta.get("export_path") or []))
+    else:
+        config, params = _part(workdir, meta, params, part)
     check_params(config, params, source=display(workdir))
     tok = path(workdir) / TOKENIZER_DIR
     return LoadedModel(config, params, tok if tok.is_dir() else None, display(workdir), "workdir",

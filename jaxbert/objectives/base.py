@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxbert.config import ConfigError, ModelConfig
-from jaxbert.train.objective import Metrics, Objective, PyTree
+from jaxbert.train.objective import Metrics, ModelPart, Objective, PyTree
 
-__all__ = ["Metrics", "Objective", "PyTree", "available_objectives", "build_objective", "encoder_fields",
+__all__ = ["Metrics", "ModelPart", "Objective", "PyTree", "available_objectives", "build_objective", "encoder_fields",
            "get_objective_factory", "register_objective"]
 
 

@@ -27,7 +27,7 @@ from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 from jaxbert.data.masking import MaskedTokens, MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
-from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
+from jaxbert.objectives.base import Metrics, ModelPart, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
 
@@ -153,6 +153,12 @@ class Electra(Objective):
 
     def export(self, params: PyTree) -> PyTree:
         return params["discriminator"]
+
+    def parts(self) -> dict[str, ModelPart]:
+        """The discriminator (the default export) and the generator on the discriminator's embedding tables."""
+        shared = tuple((("embeddings", k), ("discriminator", "embeddings", k)) for k in SHARED_EMBEDDINGS)
+        return {"discriminator": ModelPart(self.model_config, ("discriminator",)),
+                "generator": ModelPart(self.generator_config, ("generator",), shared)}
 
     def params_from_model(self, model_params: PyTree, rng: jax.Array) -> PyTree:
         """A trained discriminator (e.g. an imported ElectraForPreTraining) with a fresh generator on its

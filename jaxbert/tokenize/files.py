@@ -8,7 +8,7 @@ from typing import Any
 from jaxbert.storage import PathLike, path, staged_dir
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "spiece.model")
+                   "vocab.json", "merges.txt", "spiece.model", "30k-clean.model")
 
 
 def copy_tokenizer_files(source: PathLike, target: PathLike) -> bool:

@@ -11,10 +11,13 @@ from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPETokenizer
 from jaxbert.tokenize.files import TOKENIZER_FILES
 from jaxbert.tokenize.spiece import SentencePieceTokenizer
+from jaxbert.tokenize.unigram import UnigramTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
 # What find_tokenizer looks for, in order (for error messages).
 LOOKED_FOR = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
+# SentencePiece model file names: transformers' and Google ALBERT releases' (30k-clean.model).
+SENTENCEPIECE_FILES = ("spiece.model", "30k-clean.model")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -56,13 +59,14 @@ def _model_type(path: Path) -> str:
         raise TokenizerError(f"{path} is not a tokenizers tokenizer.json ({e}); fix or delete it") from e
 
 
-def find_tokenizer(path: str | Path) -> Tokenizer | None:
+def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> Tokenizer | None:
     """The tokenizer a directory's files describe, or None when it has no tokenizer files.
 
-    Looks for spiece.model (SentencePiece), tokenizer.json (WordPiece or byte-level BPE),
-    vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
+    Looks for spiece.model or 30k-clean.model (SentencePiece), tokenizer.json (WordPiece, byte-level BPE or
+    Unigram), vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
     tokenizer_config.json (do_lower_case, strip_accents, keep_accents, ...) and
-    special_tokens_map.json where present.
+    special_tokens_map.json where present. `defaults` fills settings tokenizer_config.json does not
+    state (e.g. do_lower_case for a Google release, which ships a bare vocab.txt).
     """
     if storage.is_url(path):  # tokenizers and sentencepiece read local files: a copy keyed by content
         remote = storage.path(path)
@@ -77,9 +81,11 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
     if not directory.is_dir():
         raise TokenizerError(f"tokenizer directory {directory} does not exist; pass a directory with tokenizer files")
     config, names = _settings(directory)
-    if (directory / "spiece.model").is_file():
+    config = {**(defaults or {}), **config}
+    spiece = next((directory / n for n in SENTENCEPIECE_FILES if (directory / n).is_file()), None)
+    if spiece is not None:
         return SentencePieceTokenizer(
-            directory / "spiece.model",
+            spiece,
             lowercase=bool(config.get("do_lower_case", True)),
             keep_accents=bool(config.get("keep_accents", False)),
             remove_space=bool(config.get("remove_space", True)),
@@ -91,9 +97,11 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
             return WordPieceTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
         if model == "BPE":
             return BPETokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
+        if model == "Unigram":
+            return UnigramTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names, settings=config)
         raise TokenizerError(
-            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece and BPE "
-            "tokenizer.json files, and SentencePiece models as spiece.model (add it next to tokenizer.json)"
+            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece, BPE and Unigram "
+            "tokenizer.json files, and SentencePiece models as spiece.model"
         )
     if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
         return BPETokenizer.from_files(

@@ -158,10 +158,15 @@ def checkpoint_meta(objective: Any, experiment: Mapping[str, Any], tokenizer_dir
         "objective": objective.name,
         "model_config": objective.model_config.to_dict(),
         "export_path": list(getattr(objective, "export_path", ())),
+        "parts": {name: part.to_json() for name, part in _parts(objective).items()},
         "experiment": _jsonable(experiment),
         "tokenizer_dir": TOKENIZER_DIR if tokenizer_dir else None,
         "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+
+
+def _parts(objective: Any) -> dict[str, Any]:
+    return objective.parts() if hasattr(objective, "parts") else {}
 
 
 def _jsonable(obj: Any) -> Any:

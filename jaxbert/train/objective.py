@@ -10,6 +10,7 @@ checkpointing and logging only ever see this interface; the objectives (`jaxbert
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,25 @@ from jaxbert.config import ModelConfig
 
 PyTree = Any
 Metrics = dict[str, jax.Array]
+TreePath = tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPart:
+    """One model inside an objective's trainable params, for objectives that train several (ELECTRA).
+
+    `path` is the subtree holding it; `borrowed` pairs (its own path, the path in the trainable params)
+    for tables it shares with another part (ELECTRA's generator reads the discriminator's embeddings).
+    Checkpoints record parts as JSON (`to_json`), so a workdir's parts load without the objective.
+    """
+
+    config: ModelConfig
+    path: TreePath
+    borrowed: tuple[tuple[TreePath, TreePath], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_config": self.config.to_dict(), "path": list(self.path),
+                "borrowed": [[list(own), list(source)] for own, source in self.borrowed]}
 
 
 class Objective(abc.ABC):
@@ -86,6 +106,10 @@ class Objective(abc.ABC):
     def export_axes(self) -> PyTree:
         """Logical PartitionSpecs of `export(params)`."""
         return self.export(self.param_axes())
+
+    def parts(self) -> dict[str, ModelPart]:
+        """The models a checkpoint holds, by name, when there are several (else {}: just `export`)."""
+        return {}
 
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         """Names, shapes and dtypes of the batch arrays `loss` reads (for ahead-of-time compilation)."""
