@@ -214,6 +214,9 @@ class Electra(Objective):
                               + rtd_head) + predictions * mlm_head)
         return 3.0 * batch_size * per_seq
 
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", "mlm_accuracy", "disc_accuracy")
+
 
 @register_objective("electra")
 def make_electra(config: Any, tokenizer: Any = None) -> Electra:

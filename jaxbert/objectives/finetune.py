@@ -225,6 +225,10 @@ class Finetune(Objective):
         """6 × forward matmul FLOPs of the encoder (the task head is negligible)."""
         return 3.0 * batch_size * seq_len * encoder_flops_per_token(self.model_config, seq_len)
 
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", {"classification": "accuracy", "regression": "mse", "span": "span_accuracy",
+                         "token": "token_accuracy"}[self.kind])
+
 
 @register_objective("finetune")
 def make_finetune(config: Any, tokenizer: Any = None) -> Finetune:

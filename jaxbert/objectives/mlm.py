@@ -127,6 +127,9 @@ class MaskedLM(Objective):
         forward = batch_size * (seq_len * encoder_flops_per_token(cfg, seq_len) + predictions * head + pooled)
         return 3.0 * forward
 
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", "mlm_accuracy") + (() if self.pair_task == "none" else (f"{self.pair_task}_accuracy",))
+
 
 @register_objective("mlm")
 def make_masked_lm(config: Any, tokenizer: Any = None) -> MaskedLM:
