@@ -55,12 +55,13 @@ def word_starts_on_device(ids: jax.Array, continues: jax.Array, breaks_after: ja
 def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer: Any = None,
                          **defaults: Any) -> tuple[MaskingConfig, tuple[Any, Any] | None]:
     """(MaskingConfig, whole-word tables or None) from `objective.{mask_prob, max_predictions,
-    mask_replace_prob, random_replace_prob, whole_word}`; `defaults` are the objective's own defaults.
+    mask_replace_prob, random_replace_prob, whole_word, ngram}`; `defaults` are the objective's own defaults.
+    `ngram` > 1 is ALBERT's n-gram masking (spans of up to `ngram` words, p(n) ∝ 1/n).
 
     The vocabulary must be the model's: a mismatch is a ConfigError naming config.model.vocab_size.
     """
     base = dict(mask_prob=0.15, max_predictions=20, mask_replace_prob=0.8, random_replace_prob=0.1,
-                whole_word=False)
+                whole_word=False, ngram=1)
     base.update(defaults)
     get = lambda key: opts.get(key, base[key]) if hasattr(opts, "get") else base[key]
     special = special_tokens_of(tokenizer, model)
@@ -72,7 +73,7 @@ def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer:
         mask_token_id=special.mask, vocab_size=vocab, special_ids=special.all(),
         mask_prob=float(get("mask_prob")), max_predictions=int(get("max_predictions")),
         mask_replace_prob=float(get("mask_replace_prob")), random_replace_prob=float(get("random_replace_prob")),
-        whole_word=bool(get("whole_word")))
+        whole_word=bool(get("whole_word")), max_ngram=int(get("ngram")))
     tables = None
     if masking.whole_word:
         if tokenizer is None:

@@ -50,7 +50,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.init = ""  # a workdir or bundle whose model params start this run (e.g. the seq-512 phase)
     c.phase = ""  # "phase2": the seq-512 continuation of a seq-128 run (needs init)
     c.objective = ml_collections.ConfigDict(dict(
-        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False,
+        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False, ngram=1,
         mask_replace_prob=0.8, random_replace_prob=0.1))
     c.data = ml_collections.ConfigDict(dict(
         corpus=(),  # text / jsonl paths or globs, or a TFDS name ("tfds:wikipedia/20230601.en")
