@@ -85,7 +85,9 @@ def prepare_tokenizer(config: Any, workdir: Path) -> Any:
     return train_vocab(paths, kind, int(config.data.vocab_size), target,
                        lowercase=None if kind == "bpe" else bool(config.data.get("lowercase", True)),
                        errors=str(config.data.get("encoding_errors", "strict")),
-                       text_field=str(config.data.get("text_field", "text")))
+                       text_field=str(config.data.get("text_field", "text")),
+                       limit_alphabet=int(config.data.get("limit_alphabet", 1000)),
+                       segmenter=str(config.data.get("word_segmenter", "")))
 
 
 def fit_model_to_tokenizer(config: Any, tokenizer: Any) -> None:
@@ -104,17 +106,22 @@ def fit_model_to_tokenizer(config: Any, tokenizer: Any) -> None:
         config.model = spec
 
 
+def example_format(config: Any) -> str:
+    """The pair task's example format; without one, data.packing picks full_sentences or doc_sentences."""
+    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
+    return str(config.data.get("packing", "") or fmt) if fmt == "full_sentences" else fmt
+
+
 def dataset_dir(config: Any, workdir: Path, split: str) -> Path:
     base = Path(config.data.get("data_dir", "") or workdir / "data")
-    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
-    return base / f"{split}-{fmt}-{int(config.train.seq_len)}"
+    return base / f"{split}-{example_format(config)}-{int(config.train.seq_len)}"
 
 
 def prepare_datasets(config: Any, workdir: Path, tokenizer: Any) -> tuple[Path, Path | None]:
     """Build (or reuse) the array_record train dataset, and the eval one when data.eval_corpus is set."""
     from jaxbert.data.tfds_builder import build_pretraining_dataset
 
-    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
+    fmt = example_format(config)
     d = config.data
     built: dict[str, Path | None] = {"train": None, "eval": None}
     for split, key in (("train", "corpus"), ("eval", "eval_corpus")):
@@ -126,7 +133,8 @@ def prepare_datasets(config: Any, workdir: Path, tokenizer: Any) -> tuple[Path, 
             paths, tokenizer, out, format=fmt, max_seq_len=int(config.train.seq_len),
             seed=int(config.seed), dupe_factor=int(d.get("dupe_factor", 1)),
             short_seq_prob=float(d.get("short_seq_prob", 0.1)), text_field=str(d.get("text_field", "text")),
-            errors=str(d.get("encoding_errors", "strict")))
+            errors=str(d.get("encoding_errors", "strict")), word_segmenter=str(d.get("word_segmenter", "")),
+            sentence_split=str(d.get("sentence_split", "lines")))
         log.info("%s data: %s", split, summary.describe())
         built[split] = out
     if built["train"] is None:

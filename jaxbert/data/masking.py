@@ -33,6 +33,8 @@ import jax.numpy as jnp
 from jaxbert.errors import JaxbertError
 
 MAX_NGRAM = 10
+# The batch field of word-start flags when a dataset stores them (a segmenter found the words).
+WORD_STARTS = "word_starts"
 
 
 class MaskingConfigError(JaxbertError, ValueError):

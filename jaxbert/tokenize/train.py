@@ -20,6 +20,7 @@ from tokenizers.implementations import ByteLevelBPETokenizer
 from tokenizers.models import WordPiece
 
 from jaxbert.data.corpus import resolve_corpus_paths
+from jaxbert.data.segmenters import get_segmenter
 from jaxbert.tokenize.albert_text import albert_clean_text
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPE_SPECIALS, BPETokenizer
@@ -158,6 +159,7 @@ def train_vocab(
     character_coverage: float = 0.9995,
     errors: str = "strict",
     text_field: str = "text",
+    segmenter: str = "",
 ) -> Tokenizer:
     """Trains a `kind` vocabulary of `size` ids on the corpus files and saves it to `out_dir`.
 
@@ -166,7 +168,8 @@ def train_vocab(
     <mask> last; always cased). "sentencepiece": an ALBERT unigram model (<pad>=0 <unk>=1 [CLS]=2
     [SEP]=3 [MASK]=4; `lowercase` default True). `strip_accents` defaults to `lowercase`, as in BERT.
     `errors="replace"` swaps bytes that are not UTF-8 for U+FFFD instead of stopping at them; JSON-lines
-    files are read from their `text_field`.
+    files are read from their `text_field`. `segmenter` "pku" / "spaces" (a pre-segmented corpus, see
+    `jaxbert.data.segmenters`) trains on the running text the words make, as pretraining reads it.
     Returns the trained tokenizer; out_dir gets the files `load_tokenizer` and transformers read.
     """
     if kind not in KINDS:
@@ -183,8 +186,11 @@ def train_vocab(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    rewrite = get_segmenter(segmenter) if segmenter in ("pku", "spaces") else None  # others keep the text
+
     def make_lines() -> Iterator[str]:  # WordPiece reads the corpus twice (see _train_wordpiece)
-        return iter_corpus(paths, errors, text_field)
+        lines = iter_corpus(paths, errors, text_field)
+        return lines if rewrite is None else (rewrite.segment(line).text for line in lines)
 
     lines = make_lines()
     first = next(lines, None)

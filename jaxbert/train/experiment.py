@@ -60,7 +60,11 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         data_dir="",  # where the array_record datasets are built / reused; empty: WORKDIR/data
         text_field="text",  # the JSON-lines / TFDS field holding each document
         encoding_errors="strict",  # "replace": swap bytes that are not UTF-8 for U+FFFD (counted) instead of stopping
-        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2))
+        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2,
+        # Word starts for whole-word / n-gram masking from a segmenter (jieba, pku, spaces; see
+        # jaxbert.data.segmenters) stored with the data; "" = the vocabulary's ## rule.
+        word_segmenter="", sentence_split="lines",  # "rules": split lines after sentence-final punctuation
+        packing="full_sentences"))  # no pair task: "full_sentences" (cross documents) or "doc_sentences"
     c.train = ml_collections.ConfigDict(dict(
         steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4, warmup_steps=10_000, schedule="linear",
         end_lr=0.0, power=1.0, optimizer="adamw", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
