@@ -134,7 +134,7 @@ def prepare_datasets(config: Any, workdir: Path, tokenizer: Any) -> tuple[Path, 
             seed=int(config.seed), dupe_factor=int(d.get("dupe_factor", 1)),
             short_seq_prob=float(d.get("short_seq_prob", 0.1)), text_field=str(d.get("text_field", "text")),
             errors=str(d.get("encoding_errors", "strict")), word_segmenter=str(d.get("word_segmenter", "")),
-            sentence_split=str(d.get("sentence_split", "lines")))
+            sentence_split=str(d.get("sentence_split", "lines")), line_documents=bool(d.get("line_documents", False)))
         log.info("%s data: %s", split, summary.describe())
         built[split] = out
     if built["train"] is None:

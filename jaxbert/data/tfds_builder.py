@@ -88,12 +88,14 @@ def build_pretraining_dataset(
     chunk_documents: int = 50_000,
     word_segmenter: str = "",
     sentence_split: str = "lines",
+    line_documents: bool = False,
     overwrite: bool = False,
 ) -> BuildSummary:
     """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
 
     `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
-    `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`).
+    `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
+    `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
     If `out_dir` already holds a dataset built with the same options and tokenizer it is reused (its summary
     is returned); a different one raises unless `overwrite=True`.
     """
@@ -106,6 +108,8 @@ def build_pretraining_dataset(
     options = {"corpus": corpus, "example_config": _example_options(config), "text_field": text_field,
                "errors": errors, "special": dataclasses.asdict(tokenizer.special),
                "vocab_size": int(tokenizer.vocab_size), "tokenizer_kind": tokenizer.kind}
+    if line_documents:
+        options["line_documents"] = True
     existing = _existing_meta(out)
     if existing is not None and not overwrite:
         if existing["options"] == json.loads(json.dumps(options)):
@@ -120,7 +124,8 @@ def build_pretraining_dataset(
     corpus_stats, example_stats = CorpusStats(), ExampleStats()
 
     def examples() -> Iterator[dict[str, np.ndarray]]:
-        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats)
+        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats,
+                                   line_documents=line_documents)
         yield from create_examples(documents, tokenizer, config, example_stats)
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         # Word starts for whole-word / n-gram masking from a segmenter (jieba, pku, spaces; see
         # jaxbert.data.segmenters) stored with the data; "" = the vocabulary's ## rule.
         word_segmenter="", sentence_split="lines",  # "rules": split lines after sentence-final punctuation
+        line_documents=False,  # True: every text line is a document (a corpus without blank lines)
         packing="full_sentences"))  # no pair task: "full_sentences" (cross documents) or "doc_sentences"
     c.train = ml_collections.ConfigDict(dict(
         steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4, warmup_steps=10_000, schedule="linear",
