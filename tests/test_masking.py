@@ -374,3 +374,16 @@ def test_ngram_masking_of_tokens_when_whole_word_is_off():
     np.testing.assert_array_equal(out.weights.sum(1), [bert_count(int(n)) for n in maskable.sum(1)])
     runs = [np.diff(np.flatnonzero(np.diff(np.r_[0, row, 0]))) [::2] for row in out.weights.astype(int)]
     assert max(r.max() for r in runs if len(r)) >= 2  # adjacent tokens masked together: spans, not single picks
+
+
+@pytest.mark.parametrize("name", ["pretrain/albert_base.py", "pretrain/albert_xxlarge.py", "smoke/albert.py"])
+def test_albert_configs_mask_ngrams_of_whole_words(name, minilm_dir):
+    from jaxbert.config import resolve_model_config
+    from jaxbert.objectives.masking_setup import masking_from_options
+    from jaxbert.train.experiment import load_config
+
+    config = load_config(f"configs/{name}")
+    tok = load_tokenizer(minilm_dir)
+    model = resolve_model_config({"preset": "albert-base", "vocab_size": tok.vocab_size})
+    masking, tables = masking_from_options(config.objective, model, tok, data=config.data)
+    assert masking.max_ngram == 3 and masking.whole_word and tables is not None

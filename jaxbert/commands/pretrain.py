@@ -109,7 +109,11 @@ def fit_model_to_tokenizer(config: Any, tokenizer: Any) -> None:
 def example_format(config: Any) -> str:
     """The pair task's example format; without one, data.packing picks full_sentences or doc_sentences."""
     fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
-    return str(config.data.get("packing", "") or fmt) if fmt == "full_sentences" else fmt
+    packing = str(config.data.get("packing", "") or fmt)
+    if fmt == "full_sentences" and packing not in ("full_sentences", "doc_sentences"):
+        raise JaxbertError(f"config.data.packing={packing!r}: use 'full_sentences' (examples cross documents) or "
+                           "'doc_sentences' (they do not)")
+    return packing if fmt == "full_sentences" else fmt
 
 
 def dataset_dir(config: Any, workdir: Path, split: str) -> Path:
