@@ -1,5 +1,5 @@
 """Smoke run: a tiny Chinese BERT (MLM + NSP, whole-word masking from the corpus's own word segmentation)
-pretrained for about a minute on CPU on the shared People's Daily text (January 1998, PKU word/tag form).
+pretrained in a minute or two on CPU on the shared People's Daily text (January 1998, PKU word/tag form).
 
     jaxbert pretrain --config configs/smoke/bert_zh.py --workdir /tmp/smoke-bert-zh
 
