@@ -17,10 +17,10 @@ from jaxbert.errors import JaxbertError
 from jaxbert.objectives.base import Objective
 from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
 from jaxbert.train.checkpoint import Checkpointer, checkpoint_meta
+from jaxbert.train.memory import check_fits_devices
 from jaxbert.train.metrics import MetricsWriter, mean_metrics, throughput, to_python, truncate_metrics_file
-from jaxbert.train.optim import make_optimizer
 from jaxbert.train.preemption import PreemptionGuard
-from jaxbert.train.sharded import compile_steps, init_state, state_layout
+from jaxbert.train.sharded import compile_steps, init_state, objective_optimizer, state_layout
 
 log = logging.getLogger(__name__)
 PyTree = Any
@@ -97,8 +97,7 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
     t, c = config.train, config.checkpoint
     total, batch_size, seq_len = int(t.steps), int(t.batch_size), int(t.seq_len)
     mesh = mesh or create_mesh(dict(config.mesh))
-    trainable = objective.trainable_mask(jax.eval_shape(objective.init, jax.random.key(0)))
-    tx, schedule = make_optimizer({**t.to_dict(), "steps": total}, trainable)
+    tx, schedule = objective_optimizer(objective, t, total)
     frozen_host = objective.init_frozen()
     layout = state_layout(objective, tx, mesh, frozen_host)
     frozen = put_global(frozen_host, layout.frozen_shardings) if frozen_host else {}
@@ -122,6 +121,7 @@ def train(config: Any, workdir: str | os.PathLike, objective: Objective, train_i
     compiled = compile_steps(objective, tx, schedule, layout, batch_size, seq_len, int(t.get("grad_accum", 1)),
                              with_eval=eval_batches is not None)
     log.info("compiled the train step in %.1fs", compiled.compile_s)
+    check_fits_devices(compiled.memory, mesh.devices.flat)  # one line now rather than an OOM at step 1
     fields = objective.batch_fields(batch_size, seq_len)
     base_key = put_global(jax.random.key(int(config.seed) + 1), replicated(mesh))
     writer = MetricsWriter(workdir)
