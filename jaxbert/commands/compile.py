@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", type=int, default=1, help="slices over DCN (data parallel across them)")
     parser.add_argument("--max-batch", action="store_true", dest="max_batch",
                         help="also find the largest global batch that fits (bisection, one compile per try)")
+    parser.add_argument("--hlo", default="", help="write the compiled step's HLO text to this file")
 
 
 def use_init_model(config: Any) -> None:
@@ -58,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     apply_overrides(config, getattr(args, "overrides", []))
     use_init_model(config)
-    report = compile_report(config, topology, search_batch=args.max_batch, on_try=_show_try)
+    report = compile_report(config, topology, search_batch=args.max_batch, on_try=_show_try, hlo_path=args.hlo or None)
     print(json.dumps(report))
     return 0

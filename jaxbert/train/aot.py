@@ -246,12 +246,17 @@ def max_batch(config: Any, target: CompileTarget, objective: Objective | None = 
 
 
 def compile_report(config: Any, topology: Topology, search_batch: bool = False,
-                   on_try: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """The one JSON line of `jaxbert compile`: the config's step, and with `search_batch` its largest batch."""
+                   on_try: Callable[[dict[str, Any]], None] | None = None, hlo_path: str | None = None
+                   ) -> dict[str, Any]:
+    """The one JSON line of `jaxbert compile`: the config's step, and with `search_batch` its largest batch.
+    `hlo_path` receives the compiled step's HLO text (what the TPU compiler made of it)."""
     target = CompileTarget.create(topology)
     objective = build_run_objective(compile_ready(config))
     report = compile_step(config, target, None, objective)
-    report.pop("_compiled", None)
+    compiled = report.pop("_compiled", None)
+    if hlo_path and compiled is not None:
+        with open(hlo_path, "w") as f:
+            f.write(compiled.train.as_text())
     if search_batch:
         best, tries = max_batch(config, target, objective, on_try)
         report.update(max_batch=best, max_batch_compiles=tries)
