@@ -131,13 +131,16 @@ def libtpu_available() -> bool:
 
 @contextlib.contextmanager
 def _quiet_libtpu(topology: Topology) -> Iterator[None]:
-    """Worker variables libtpu reads once, when it first starts, and warns about when a CPU host lacks them.
+    """Variables libtpu reads once, when it first starts: a CPU host lacks the worker ones and gets warnings.
 
     They describe a single local worker, which is what a compile-only host is; they are restored right
     after, so nothing else in the process (jax.distributed's launcher detection) ever sees them.
     """
     wanted = {"TPU_WORKER_HOSTNAMES": "localhost", "TPU_WORKER_ID": "0",
-              "TPU_ACCELERATOR_TYPE": topology.accelerator_type, "TPU_SKIP_MDS_QUERY": "1"}
+              "TPU_ACCELERATOR_TYPE": topology.accelerator_type, "TPU_SKIP_MDS_QUERY": "1",
+              # Compile-only use touches no chip: do not take /tmp/libtpu_lockfile, which lets one process a
+              # host load libtpu (parallel test workers, or a compile beside a run on a TPU VM, would fail).
+              "ALLOW_MULTIPLE_LIBTPU_LOAD": "1"}
     old = {k: os.environ.get(k) for k in wanted}
     os.environ.update({k: v for k, v in wanted.items() if old[k] is None})
     try:

@@ -94,6 +94,8 @@ def _group_size(line: str) -> int:
 def _part(line: str) -> str:
     name = _OP_NAME.search(line)
     path = name.group(1) if name else ""
+    if "dynamic_update_index_in_dim" in path or "dynamic_index_in_dim" in path:
+        return "activations saved for the backward pass (scan residuals)"
     for part in PARTS:
         if f"/{part}" in path or f"({part}" in path:
             return part
