@@ -167,3 +167,22 @@ def test_the_tokenizer_stand_in_has_each_familys_special_ids():
     roberta = standin_tokenizer(get_preset("roberta-base"))
     assert (roberta.vocab_size, roberta.special.pad, roberta.special.mask) == (50265, 1, 50264)
     assert standin_tokenizer(get_preset("albert-base")).special.mask == 4
+
+
+@needs_libtpu
+def test_distillation_and_finetuning_configs_compile_their_own_objectives():
+    from jaxbert.train.experiment import load_config
+
+    tiny = {"preset": "bert-tiny", "vocab_size": 1024, "max_position_embeddings": 128}
+    student = {"preset": "distilbert-base", "num_layers": 1, "hidden_size": 128, "num_heads": 2,
+               "intermediate_size": 512, "vocab_size": 1024, "max_position_embeddings": 128}
+    shapes = ["--config.train.batch_size=8", "--config.train.seq_len=128"]
+    distill = apply_overrides(load_config(os.path.join(REPO, "configs/distill/distilbert_base.py")),
+                              [*shapes, "--config.objective.max_predictions=20"])
+    finetune = apply_overrides(load_config(os.path.join(REPO, "configs/finetune/sst2.py")), shapes)
+    with distill.ignore_type(), finetune.ignore_type():
+        distill.model, distill.objective.teacher_model, finetune.model = student, tiny, tiny
+    for config, name in ((distill, "distill"), (finetune, "finetune")):
+        report = compile_step(config, target("v5e:2x2"))
+        report.pop("_compiled")
+        assert report["objective"] == name and report["fits"] and report["params"] > 0
