@@ -66,7 +66,7 @@ def run_cell(row: str, topology: str, max_batch: bool) -> dict:
             return {"row": row, "topology_arg": topology, "error": proc.stderr.strip().splitlines()[-1:],
                     "command": shlex.join(cmd[2:])}
         report = json.loads(proc.stdout.strip().splitlines()[-1])
-        report.update(row=row, topology_arg=topology, wall_s=round(wall, 1), command="jaxbert " + shlex.join(cmd[4:]))
+        report.update(row=row, topology_arg=topology, wall_s=round(wall, 1), command="jaxbert " + shlex.join(cmd[3:]))
         if report["fits"]:
             break
     if max_batch and report.get("fits"):
@@ -75,7 +75,7 @@ def run_cell(row: str, topology: str, max_batch: bool) -> dict:
         if proc.returncode == 0:
             searched = json.loads(proc.stdout.strip().splitlines()[-1])
             report.update(max_batch=searched.get("max_batch"), max_batch_compiles=searched.get("max_batch_compiles"),
-                          max_batch_command="jaxbert " + shlex.join(cmd[4:]))
+                          max_batch_command="jaxbert " + shlex.join(cmd[3:]))
     return report
 
 
