@@ -12,7 +12,7 @@ from jaxbert.errors import JaxbertError
 FAMILIES = ("bert", "roberta", "albert", "electra", "distilbert")
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 SHARING_MODES = ("none", "all", "attention", "ffn")
-ATTENTION_KERNELS = ("xla", "dot_product", "cudnn")
+ATTENTION_KERNELS = ("xla", "dot_product", "cudnn", "splash")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 DTYPES = ("float32", "bfloat16", "float16")
 HEADS = ("mlm", "nsp", "sop", "rtd")

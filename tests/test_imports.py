@@ -31,6 +31,9 @@ ALLOWED = {
                            "jaxbert.storage", "jaxbert.formats", "jaxbert.train.objective", "jaxbert.parallel"),
     "jaxbert.checks": ("jaxbert.errors", "jaxbert.config", "jaxbert.objectives", "jaxbert.train",
                        "jaxbert.parallel"),
+    # Ahead-of-time compiles for TPU topologies: the run's objective, optimizer and step without data.
+    "jaxbert.aot": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.objectives",
+                    "jaxbert.train", "jaxbert.parallel", "jaxbert.checks", "jaxbert.formats", "jaxbert.finetune"),
     # The pipelines: libraries below the face that put the layers together.
     "jaxbert.pretrain": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.data", "jaxbert.tokenize",
                          "jaxbert.storage", "jaxbert.formats", "jaxbert.train", "jaxbert.objectives",

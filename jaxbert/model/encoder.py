@@ -56,8 +56,8 @@ def _init_shared_block(config: ModelConfig, kind: str):
     hidden = jnp.zeros((1, 1, config.hidden_size), jnp.dtype(config.compute_dtype))
     args = (hidden, jnp.ones((1, 1), bool)) if kind == "attention" else (hidden,)
 
-    def init(rng: jax.Array) -> Any:
-        return BLOCKS[kind](config, True, parent=None).init(rng, *args)["params"]
+    def init(rng: jax.Array) -> Any:  # with the xla kernel: splash cannot trace a length-1 input, owns no params
+        return BLOCKS[kind](config.replace(attention_kernel="xla"), True, parent=None).init(rng, *args)["params"]
 
     return init
 

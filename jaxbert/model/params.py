@@ -23,7 +23,9 @@ def dummy_inputs(config: ModelConfig, batch: int = 1, length: int = 8) -> dict[s
 def init_boxed(config: ModelConfig, rng: jax.Array) -> Params:
     """Params with their nn.Partitioned logical-axis boxes (what sharded init needs)."""
     length = min(8, config.max_position_embeddings - config.position_offset - 1)
-    return EncoderModel(config).init(rng, **dummy_inputs(config, length=length))["params"]
+    # The attention kernel owns no params; splash could not trace this short dummy input.
+    model = EncoderModel(config.replace(attention_kernel="xla"))
+    return model.init(rng, **dummy_inputs(config, length=length))["params"]
 
 
 def init_params(config: ModelConfig, rng: jax.Array | int = 0) -> Params:
