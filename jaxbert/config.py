@@ -196,7 +196,7 @@ class ModelConfig:
         if self.position_offset:
             bad("position_offset", "XLNet has no position table; set position_offset=0")
         if self.hidden_size % 2:
-            bad("hidden_size", f"XLNet's sinusoidal relative encodings need an even hidden_size, got {self.hidden_size}")
+            bad("hidden_size", f"XLNet's sinusoidal relative encodings need an even size, got {self.hidden_size}")
 
     # ---- (de)serialisation ----------------------------------------------------------
     def replace(self, **changes: Any) -> ModelConfig:

@@ -1,7 +1,8 @@
 """Run in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8 (see test_parallel_sharding.py).
 
-Trains the same tiny BERT (MLM + NSP, dropout off) for a few steps on the same batches under several
-meshes and prints one JSON object: per mesh the losses and the bytes each device holds.
+Trains the same tiny BERT (MLM + NSP, dropout off; or, with a third argument "xlnet", a tiny XLNet with
+the permutation LM) for a few steps on the same batches under several meshes and prints one JSON
+object: per mesh the losses and the bytes each device holds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from jaxbert.train.sharded import compile_steps, init_state, state_layout
 
 MODEL = {"preset": "bert-tiny", "vocab_size": 256, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128,
          "num_layers": 2, "max_position_embeddings": 32, "hidden_dropout": 0.0, "attention_dropout": 0.0}
+XLNET = {"preset": "xlnet-base", "vocab_size": 256, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128,
+         "num_layers": 2, "hidden_dropout": 0.0, "attention_dropout": 0.0}
+OBJECTIVES = {"bert": (MODEL, {"name": "mlm", "pair_task": "nsp", "max_predictions": 4}),
+              "xlnet": (XLNET, {"name": "plm", "max_predictions": 4})}
 BATCH, SEQ = 16, 16
 
 
@@ -36,9 +41,9 @@ def batches(steps: int) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def run(mesh_spec: dict, devices: int, steps: int) -> dict:
-    config = ml_collections.ConfigDict({"model": MODEL, "objective": {"name": "mlm", "pair_task": "nsp",
-                                                                      "max_predictions": 4}})
+def run(mesh_spec: dict, devices: int, steps: int, family: str = "bert") -> dict:
+    model, objective_options = OBJECTIVES[family]
+    config = ml_collections.ConfigDict({"model": model, "objective": objective_options})
     objective = build_objective(config)
     tx, schedule = make_optimizer({"lr": 1e-3, "steps": 100, "warmup_steps": 0})
     mesh = create_mesh(mesh_spec, jax.devices()[:devices])
@@ -59,7 +64,8 @@ def run(mesh_spec: dict, devices: int, steps: int) -> dict:
 def main() -> None:
     meshes = json.loads(sys.argv[1])
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    print(json.dumps({name: run(spec, devices, steps) for name, (spec, devices) in meshes.items()}))
+    family = sys.argv[3] if len(sys.argv) > 3 else "bert"
+    print(json.dumps({name: run(spec, devices, steps, family) for name, (spec, devices) in meshes.items()}))
 
 
 if __name__ == "__main__":

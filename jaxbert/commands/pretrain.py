@@ -25,7 +25,7 @@ log = logging.getLogger("jaxbert.pretrain")
 DATA_FORMAT = {"nsp": "nsp", "sop": "sop", "none": "full_sentences"}
 # The vocabulary each family trains when the config names no tokenizer.
 VOCAB_KIND = {"bert": "wordpiece", "electra": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe",
-              "albert": "sentencepiece"}
+              "albert": "sentencepiece", "xlnet": "xlnet"}
 BUILTIN_CORPUS = "builtin:python-docs"
 
 

@@ -34,8 +34,8 @@ from jaxbert.model import build_model, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.masking_setup import word_start_tables, word_starts_on_device
-from jaxbert.tokenize.base import SpecialTokens
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
+from jaxbert.tokenize.base import SpecialTokens
 
 PAIR_TASKS = ("none", "nsp")
 # The released XLNet vocabulary's layout: what a model without a tokenizer (tests, benchmarks) uses.

@@ -68,9 +68,11 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
         raise TokenizerError(f"tokenizer directory {directory} does not exist; pass a directory with tokenizer files")
     config, names = _settings(directory)
     if (directory / "spiece.model").is_file():
+        xlnet = str(config.get("tokenizer_class", "")).startswith("XLNet")
         return SentencePieceTokenizer(
             directory / "spiece.model",
-            lowercase=bool(config.get("do_lower_case", True)),
+            lowercase=bool(config.get("do_lower_case", not xlnet)),
+            template="xlnet" if xlnet else "bert",
             keep_accents=bool(config.get("keep_accents", False)),
             remove_space=bool(config.get("remove_space", True)),
             names=names,
