@@ -45,7 +45,8 @@ def _order_before(rank: np.ndarray, real: np.ndarray, ordered: np.ndarray, i: in
 
 
 @pytest.mark.parametrize("length, perm_size, seed", [
-    (9, 0, 1), (16, 8, 4), pytest.param(8, 0, 0, marks=pytest.mark.slow), pytest.param(12, 4, 2, marks=pytest.mark.slow)])
+    (9, 0, 1), (16, 8, 4),
+    pytest.param(8, 0, 0, marks=pytest.mark.slow), pytest.param(12, 4, 2, marks=pytest.mark.slow)])
 def test_every_target_attends_exactly_to_the_tokens_before_it(length, perm_size, seed):
     objective = _objective(partial_k=3, perm_size=perm_size)
     ids, mask = _rows(6, length, seed)
