@@ -105,6 +105,8 @@ def test_import_derives_the_config(lm_dir) -> None:
     assert (config.family, config.heads, config.pooler, config.hidden_size, config.num_heads) == \
         ("xlnet", ("lm",), False, 48, 3)
     assert (config.vocab_size, config.intermediate_size, config.pad_token_id, config.mem_len) == (VOCAB, 80, 5, 512)
+    fields = json.loads((lm_dir[0] / "config.json").read_text())
+    assert hf.model_config_from_hf({**fields, "mem_len": None}, ("lm",), False, "x").mem_len == 0  # null: keep all
 
 
 @pytest.mark.parametrize("b, t, side, segments", BATCHES)

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                        n_heads=12, dim=768, hidden_dim=3072, dropout=0.1, attention_dropout=0.1,
                        activation="gelu", initializer_range=0.02, pad_token_id=0, tie_word_embeddings=True),
     "xlnet": dict(vocab_size=32000, d_model=1024, n_layer=24, n_head=16, d_inner=4096, ff_activation="gelu",
-                  attn_type="bi", initializer_range=0.02, layer_norm_eps=1e-12, dropout=0.1, mem_len=None,
+                  attn_type="bi", initializer_range=0.02, layer_norm_eps=1e-12, dropout=0.1, mem_len=512,
                   reuse_len=None, bi_data=False, clamp_len=-1, pad_token_id=5, tie_word_embeddings=True),
 }
 
@@ -138,7 +138,8 @@ def _xlnet_config(hf: Mapping[str, Any], get: Any, heads: tuple[str, ...], unsup
                   attention_dropout=get("dropout"), layer_norm_eps=get("layer_norm_eps"),
                   initializer_range=get("initializer_range"), pad_token_id=get("pad_token_id"), pooler=False,
                   heads=canonical_heads(heads), bi_data=bool(get("bi_data")), clamp_len=int(get("clamp_len")),
-                  mem_len=int(get("mem_len") or 0))
+                  # mem_len null (the released checkpoints' value) keeps every past state, as 0 does here
+                  mem_len=int((hf["mem_len"] if "mem_len" in hf else get("mem_len")) or 0))
     try:
         return ModelConfig(**fields)
     except ConfigError as e:
