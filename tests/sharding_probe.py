@@ -54,7 +54,8 @@ def run(mesh_spec: dict, devices: int, steps: int, family: str = "bert") -> dict
     losses = []
     key = jax.random.key(1)
     for batch in batches(steps):
-        state, metrics = compiled.train(state, {}, host_to_global(batch, mesh), key)
+        wanted = {k: batch[k] for k in objective.batch_fields(BATCH, SEQ)}
+        state, metrics = compiled.train(state, {}, host_to_global(wanted, mesh), key)
         losses.append(float(metrics["loss"]))
     per_device = [held["params"].get(d.id, 0) + held["opt_state"].get(d.id, 0) for d in jax.devices()[:devices]]
     total = sum(x.nbytes for x in jax.tree_util.tree_leaves((state.params, state.opt_state)))

@@ -78,9 +78,8 @@ def test_killed_run_resumes_bit_identically(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fsdp_on_eight_devices_matches_one_device() -> None:
-    res = probe({"single": [{"data": 1}, 1], "fsdp8": [{"fsdp": 8}, 8], "fsdp4_tensor2": [{"fsdp": 4, "tensor": 2}, 8]},
-                family="xlnet")
-    for name in ("fsdp8", "fsdp4_tensor2"):
+    res = probe({"single": [{"data": 1}, 1], "fsdp8": [{"fsdp": 8}, 8]}, family="xlnet")
+    for name in ("fsdp8",):
         np.testing.assert_allclose(res[name]["losses"], res["single"]["losses"], rtol=2e-6, atol=2e-6, err_msg=name)
     assert res["single"]["losses"][0] != res["single"]["losses"][-1]
     assert max(res["fsdp8"]["bytes_per_device"]) < 0.2 * res["single"]["total_bytes"]
