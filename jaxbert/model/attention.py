@@ -79,16 +79,22 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Post-LN FFN block: LayerNorm(x + Dropout(W2 · act(W1 x)))."""
+    """Post-LN FFN block: LayerNorm(x + Dropout(W2 · act(W1 x))).
+
+    `inner_dropout` also drops the activations before W2, as XLNet's position-wise FFN does.
+    """
 
     config: ModelConfig
     deterministic: bool = True
+    inner_dropout: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
         h = dense(cfg, cfg.intermediate_size, ("hidden", "mlp"), name="intermediate")(x)
         h = ACTIVATIONS[cfg.hidden_act](h)
+        if self.inner_dropout:
+            h = nn.Dropout(cfg.hidden_dropout)(h, deterministic=self.deterministic)
         h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_mlp"))
         out = dense(cfg, cfg.hidden_size, ("mlp", "hidden"), name="output")(h)
         out = nn.Dropout(cfg.hidden_dropout)(out, deterministic=self.deterministic)

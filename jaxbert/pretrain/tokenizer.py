@@ -13,7 +13,7 @@ log = logging.getLogger("jaxbert.pretrain")
 
 # The vocabulary each family trains when the config names no tokenizer.
 VOCAB_KIND = {"bert": "wordpiece", "electra": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe",
-              "albert": "sentencepiece"}
+              "albert": "sentencepiece", "xlnet": "xlnet"}
 
 
 def prepare_tokenizer(config: Any, workdir: storage.Path) -> Any:

@@ -29,9 +29,9 @@ from jaxbert.tokenize.load import load_tokenizer
 from jaxbert.tokenize.spiece import SPM_SPECIALS, SentencePieceTokenizer
 from jaxbert.tokenize.wordpiece import PREFIX, WORDPIECE_SPECIALS, WordPieceTokenizer
 
-KINDS = ("wordpiece", "bpe", "sentencepiece")
+KINDS = ("wordpiece", "bpe", "sentencepiece", "xlnet")
 # Smallest sizes that still hold the special tokens and (byte-level BPE) all 256 bytes.
-MIN_SIZE = {"wordpiece": 6, "bpe": 256 + len(BPE_SPECIALS), "sentencepiece": 6}
+MIN_SIZE = {"wordpiece": 6, "bpe": 256 + len(BPE_SPECIALS), "sentencepiece": 6, "xlnet": 10}
 
 
 def _wordpiece_backend(lowercase: bool, strip_accents: bool) -> tokenizers.Tokenizer:
@@ -104,7 +104,15 @@ def _train_bpe(lines, size, out, min_frequency) -> Tokenizer:
     return BPETokenizer.from_files(out / "vocab.json", out / "merges.txt")
 
 
-def _train_sentencepiece(lines, size, out, lowercase, strip_accents, character_coverage) -> Tokenizer:
+# XLNet's released layout: <unk>=0 <s>=1 </s>=2, then the control symbols in this order (<cls>=3 ... <eop>=8).
+_XLNET_LAYOUT = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+                     control_symbols=["<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"])
+_ALBERT_LAYOUT = dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+                      control_symbols=[SPM_SPECIALS[r] for r in ("cls", "sep", "mask")])
+
+
+def _train_sentencepiece(lines, size, out, lowercase, strip_accents, character_coverage,
+                         template: str = "bert") -> Tokenizer:
     keep_accents = not strip_accents
     failure: list[BaseException] = []
 
@@ -127,11 +135,7 @@ def _train_sentencepiece(lines, size, out, lowercase, strip_accents, character_c
             model_writer=model,
             vocab_size=size,
             model_type="unigram",
-            pad_id=0,
-            unk_id=1,
-            bos_id=-1,
-            eos_id=-1,
-            control_symbols=[SPM_SPECIALS[r] for r in ("cls", "sep", "mask")],
+            **(_XLNET_LAYOUT if template == "xlnet" else _ALBERT_LAYOUT),
             character_coverage=character_coverage,
             num_threads=1,
             minloglevel=2,
@@ -143,7 +147,8 @@ def _train_sentencepiece(lines, size, out, lowercase, strip_accents, character_c
             f"SentencePiece training failed: {str(e).splitlines()[0]} (check --size against the corpus)"
         ) from e
     (out / "spiece.model").write_bytes(model.getvalue())
-    return SentencePieceTokenizer(out / "spiece.model", lowercase=lowercase, keep_accents=keep_accents)
+    return SentencePieceTokenizer(out / "spiece.model", lowercase=lowercase, keep_accents=keep_accents,
+                                  template=template)
 
 
 def train_vocab(
@@ -166,7 +171,9 @@ def train_vocab(
     kind "wordpiece": BERT's WordPiece ([PAD] [UNK] [CLS] [SEP] [MASK] at ids 0..4, CJK characters
     split, `lowercase` default True). "bpe": RoBERTa's byte-level BPE (<s> <pad> </s> <unk> at 0..3,
     <mask> last; always cased). "sentencepiece": an ALBERT unigram model (<pad>=0 <unk>=1 [CLS]=2
-    [SEP]=3 [MASK]=4; `lowercase` default True). `strip_accents` defaults to `lowercase`, as in BERT.
+    [SEP]=3 [MASK]=4; `lowercase` default True). "xlnet": XLNet's unigram model (<unk>=0 <s>=1 </s>=2
+    <cls>=3 <sep>=4 <pad>=5 <mask>=6 <eod>=7 <eop>=8; cased by default), `A <sep> B <sep> <cls>` padded
+    on the left. `strip_accents` defaults to `lowercase`, as in BERT.
     `errors="replace"` swaps bytes that are not UTF-8 for U+FFFD instead of stopping at them; JSON-lines
     files are read from their `text_field`. `segmenter` "pku" / "spaces" (a pre-segmented corpus, see
     `jaxbert.data.segmenters`) trains on the running text the words make, as pretraining reads it.
@@ -177,10 +184,11 @@ def train_vocab(
     if not isinstance(size, int) or size < MIN_SIZE[kind]:
         raise TokenizerError(f"a {kind} vocabulary needs size >= {MIN_SIZE[kind]}, got {size!r}")
     if lowercase is None:
-        lowercase = kind != "bpe"
+        lowercase = kind not in ("bpe", "xlnet")
     if kind == "bpe" and lowercase:
         raise TokenizerError("byte-level BPE vocabularies are cased (as RoBERTa's); train without lowercase")
-    strip_accents = lowercase if strip_accents is None else strip_accents
+    if strip_accents is None:  # BERT ties it to lowercasing; XLNet's cased tokenizer strips accents too
+        strip_accents = lowercase or kind == "xlnet"
     paths = [corpus_paths] if isinstance(corpus_paths, (str, Path)) else list(corpus_paths)
     resolve_corpus_paths(paths)  # missing paths fail here, before any training starts
     out = storage.path(out_dir)
@@ -206,7 +214,8 @@ def train_vocab(
         elif kind == "bpe":
             trained = _train_bpe(lines, size, scratch, min_frequency)
         else:
-            trained = _train_sentencepiece(lines, size, scratch, lowercase, strip_accents, character_coverage)
+            trained = _train_sentencepiece(lines, size, scratch, lowercase, strip_accents, character_coverage,
+                                           template="xlnet" if kind == "xlnet" else "bert")
         final = scratch / "final"
         trained.save(final)
         storage.copy_tree(final, out)

@@ -82,6 +82,8 @@ SMOKE = {
                  "intermediate_size": 512, "max_position_embeddings": 130, **_NO_DROPOUT}, "none"),
     "albert": ({"preset": "albert-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
                 "intermediate_size": 512, "embedding_size": 64, "max_position_embeddings": 128}, "sop"),
+    "xlnet": ({"preset": "xlnet-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
+               "intermediate_size": 512, **_NO_DROPOUT}, "nsp"),
 }
 
 
