@@ -95,6 +95,13 @@ class _AnyHostCountIteratorHandler(grain.PyGrainCheckpointHandler):
         return item
 
 
+# Orbax binds an item to one handler for both directions, so saves go through it too (grain's format).
+@ocp.args.register_with_handler(_AnyHostCountIteratorHandler, for_save=True)
+@dataclasses.dataclass
+class _IteratorSave(ocp.args.CheckpointArgs):
+    item: Any
+
+
 @ocp.args.register_with_handler(_AnyHostCountIteratorHandler, for_restore=True)
 @dataclasses.dataclass
 class _IteratorRestore(ocp.args.CheckpointArgs):
@@ -155,7 +162,7 @@ class Checkpointer:
         if jax.tree_util.tree_leaves(state.opt_state):  # stateless optimizers have nothing to save
             items["opt_state"] = ocp.args.StandardSave(state.opt_state)
         if data_iterator is not None:
-            items["data"] = grain.PyGrainCheckpointSave(_SavedIteratorState(data_iterator.get_state()))
+            items["data"] = _IteratorSave(_SavedIteratorState(data_iterator.get_state()))
         saved = self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         if saved:
             log.info("saving checkpoint at step %d", step)
