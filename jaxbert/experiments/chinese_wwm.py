@@ -15,7 +15,6 @@ Prints the table, writes DIR/results.json. HFL report People's Daily NER F1 95.2
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from jaxbert.errors import JaxbertError
+from jaxbert.experiments.runner import experiment_main, run_as_script
 
 log = logging.getLogger("jaxbert.chinese_wwm")
 MASKINGS = {"char": False, "wwm": True}  # name -> objective.whole_word
@@ -176,29 +176,8 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxbert.logs import setup_logging
-    from jaxbert.train.experiment import apply_overrides, load_config
-
-    parser = argparse.ArgumentParser(prog="python -m jaxbert.experiments.chinese_wwm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--workdir", required=True)
-    args, extra = parser.parse_known_args(argv)
-    unknown = [a for a in extra if not a.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    setup_logging()
-    config = load_config(args.config)
-    apply_overrides(config, extra)
-    run_experiment(config, args.workdir)
-    return 0
+    return experiment_main("chinese_wwm", __doc__, run_experiment, argv)
 
 
 if __name__ == "__main__":
-    import sys
-
-    try:
-        sys.exit(main())
-    except JaxbertError as e:
-        print(f"chinese_wwm: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_as_script("chinese_wwm", main)

@@ -13,7 +13,6 @@ Prints the table of held-out F1, writes DIR/results.json and a bar chart DIR/fea
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -34,6 +33,7 @@ from jaxbert.api import FEATURE_CHOICES, combine_layers
 from jaxbert.data.conll import STANDARD_TAGS, ConllSentence, encode_conll, first_pieces
 from jaxbert.errors import JaxbertError
 from jaxbert.evaluate import task_metrics
+from jaxbert.experiments.runner import experiment_main, run_as_script
 
 log = logging.getLogger("jaxbert.feature_choice")
 
@@ -278,33 +278,17 @@ def save_chart(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jaxbert.logs import setup_logging
-    from jaxbert.train.experiment import apply_overrides, load_config
-
-    parser = argparse.ArgumentParser(prog="python -m jaxbert.experiments.feature_choice", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--workdir", required=True)
-    args, extra = parser.parse_known_args(argv)
-    unknown = [a for a in extra if not a.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    setup_logging()
-    config = load_config(args.config)
-    apply_overrides(config, extra)
+def run_checked(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """`run_experiment` after checking `config.choices` names known feature choices."""
     unknown_choices = [c for c in config.choices if c not in FEATURE_CHOICES]
     if unknown_choices:
         raise JaxbertError(f"config.choices: unknown {unknown_choices}; use any of {', '.join(FEATURE_CHOICES)}")
-    run_experiment(config, args.workdir)
-    return 0
+    return run_experiment(config, workdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiment_main("feature_choice", __doc__, run_checked, argv)
 
 
 if __name__ == "__main__":
-    import sys
-
-    try:
-        sys.exit(main())
-    except JaxbertError as e:
-        print(f"feature_choice: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_as_script("feature_choice", main)

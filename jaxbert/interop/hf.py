@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from jaxbert.interop.hf_files import (
     write_safetensors,
 )
 from jaxbert.interop.hf_names import BUFFER_SUFFIXES, FAMILIES, LEGACY_RENAMES, FamilyNames
+from jaxbert.interop.plan import PlanItem
 from jaxbert.model import check_params, param_shapes, unrolled_to_scan
 
 __all__ = ["architecture", "export_hf", "hf_state_dict", "is_hf_dir", "load_hf", "to_hf_config"]
@@ -38,35 +38,25 @@ __all__ = ["architecture", "export_hf", "hf_state_dict", "is_hf_dir", "load_hf",
 Params = Any
 
 
-@dataclass(frozen=True)
-class _Item:
-    """One of our modules and the HF module(s) holding it: one per layer when stacked on the L axis."""
-
-    ours: str
-    theirs: tuple[str, ...]
-    kind: str
-    stacked: bool = False
-
-
-def _plan(config: ModelConfig, names: FamilyNames, prefix: str) -> list[_Item]:
+def _plan(config: ModelConfig, names: FamilyNames, prefix: str) -> list[PlanItem]:
     """Every module of `config`'s param tree (scan layout) with its HF key prefix."""
-    items = [_Item(o, (prefix + t,), k) for o, t, k in names.embeddings
+    items = [PlanItem(o, (prefix + t,), k) for o, t, k in names.embeddings
              if o != "embeddings/token_type" or config.type_vocab_size > 0]
     if config.has_projection and names.projection is not None:
         o, t, k = names.projection
-        items.append(_Item(o, (prefix + t,), k))
+        items.append(PlanItem(o, (prefix + t,), k))
     if config.sharing == "all":
         layer_prefixes = (prefix + names.layer_prefix.format(i=0),)
     else:
         layer_prefixes = tuple(prefix + names.layer_prefix.format(i=i) for i in range(config.num_layers))
     for o, t, k in names.layer:
-        items.append(_Item(f"encoder/layers/{o}", tuple(f"{p}.{t}" for p in layer_prefixes), k,
+        items.append(PlanItem(f"encoder/layers/{o}", tuple(f"{p}.{t}" for p in layer_prefixes), k,
                            stacked=config.sharing != "all"))
     if config.pooler and names.pooler is not None:
         o, t, k = names.pooler
-        items.append(_Item(o, (prefix + t,), k))
+        items.append(PlanItem(o, (prefix + t,), k))
     for head in config.heads:
-        items.extend(_Item(o, (t,), k) for o, t, k in names.heads[head])
+        items.extend(PlanItem(o, (t,), k) for o, t, k in names.heads[head])
     return items
 
 

@@ -32,6 +32,7 @@ from jaxbert.interop.hf_files import (
     write_safetensors,
 )
 from jaxbert.interop.hf_names import FAMILIES
+from jaxbert.interop.plan import PlanItem
 from jaxbert.model import check_params, param_shapes, unrolled_to_scan
 
 Params = Any
@@ -109,10 +110,10 @@ def _encoder_config(config: ModelConfig) -> ModelConfig:
     return config.replace(task="", num_labels=0, heads=())
 
 
-def _items(config: ModelConfig) -> list[hf._Item]:
+def _items(config: ModelConfig) -> list[PlanItem]:
     names = FAMILIES[config.family]
     items = hf._plan(_encoder_config(config), names, names.base_prefix + ".")
-    items.extend(hf._Item(o, (t,), k) for o, t, k in TASK_HEADS[(config.family, config.task)])
+    items.extend(PlanItem(o, (t,), k) for o, t, k in TASK_HEADS[(config.family, config.task)])
     return items
 
 

@@ -30,6 +30,7 @@ from jaxbert.config import PRESETS, ModelConfig
 from jaxbert.errors import JaxbertError
 from jaxbert.interop.hf import _flatten, _unflatten
 from jaxbert.interop.hf_config import model_config_from_hf
+from jaxbert.interop.plan import PlanItem
 from jaxbert.interop.tf_bundle import Bundle, TFCheckpointError, find_prefix
 from jaxbert.interop.tf_names import BOOKKEEPING, HUB_PREFIX, LEAVES, MODELS, OPTIMIZER_SLOTS, PARTS, TFModelNames
 from jaxbert.model import check_params, param_shapes
@@ -113,26 +114,15 @@ def _variable(scope: str, suffix: str) -> str:
     return f"{scope}/{suffix}" if suffix else scope
 
 
-@dataclass(frozen=True)
-class _Item:
-    """One of our modules and the TF scope(s) holding it: one per layer when stacked on the L axis."""
-
-    ours: str
-    theirs: tuple[str, ...]
-    kind: str
-    stacked: bool = False
-    fallback: str | None = None  # the scope to read when `theirs` is absent (ELECTRA's shared embeddings)
-
-
-def _plan(config: ModelConfig, names: TFModelNames) -> list[_Item]:
+def _plan(config: ModelConfig, names: TFModelNames) -> list[PlanItem]:
     fallback = names.embeddings_fallback
-    items = [_Item(o, (t,), k, fallback=f"{fallback}/{t.rsplit('/', 1)[1]}" if fallback else None)
+    items = [PlanItem(o, (t,), k, fallback=f"{fallback}/{t.rsplit('/', 1)[1]}" if fallback else None)
              for o, t, k in names.embeddings if o != "embeddings/token_type" or config.type_vocab_size > 0]
     if config.has_projection and names.projection is not None:
         items.append(_single(names.projection))
     shared = config.sharing == "all"
     scopes = [names.layer_scope.format(i=i) for i in range(1 if shared else config.num_layers)]
-    items += [_Item(f"encoder/layers/{o}", tuple(f"{s}/{t}" for s in scopes), k, stacked=not shared)
+    items += [PlanItem(f"encoder/layers/{o}", tuple(f"{s}/{t}" for s in scopes), k, stacked=not shared)
               for o, t, k in names.layer]
     if config.pooler and names.pooler is not None:
         items.append(_single(names.pooler))
@@ -141,12 +131,12 @@ def _plan(config: ModelConfig, names: TFModelNames) -> list[_Item]:
     return items
 
 
-def _single(entry: tuple[str, str, str]) -> _Item:
+def _single(entry: tuple[str, str, str]) -> PlanItem:
     ours, theirs, kind = entry
-    return _Item(ours, (theirs,), kind)
+    return PlanItem(ours, (theirs,), kind)
 
 
-def _resolve(variables: _Variables, item: _Item, scope: str, suffix: str) -> str:
+def _resolve(variables: _Variables, item: PlanItem, scope: str, suffix: str) -> str:
     name = _variable(scope, suffix)
     if name not in variables and item.fallback is not None:
         return _variable(item.fallback, suffix)

@@ -26,7 +26,6 @@ from jaxbert.parallel.sharding import (
     logical_to_sharding,
     put_global,
     replicated,
-    sharded_init,
     tree_shardings,
 )
 
@@ -34,4 +33,4 @@ __all__ = ["LOGICAL_RULES", "MESH_AXES", "DistributedError", "MeshError", "activ
            "bytes_per_device", "create_mesh", "data_parallel_size", "dcn_data_size", "detect_cluster", "device_grid",
            "fit_spec", "host_to_global", "like_params_shardings", "logical_to_sharding",
            "maybe_initialize_distributed", "process_zero_first",
-           "put_global", "replicated", "resolve_mesh_shape", "sharded_init", "tree_shardings"]
+           "put_global", "replicated", "resolve_mesh_shape", "tree_shardings"]

@@ -132,20 +132,6 @@ def activation_sharding(mesh: Mesh, rules: tuple = LOGICAL_RULES) -> Iterator[No
         yield
 
 
-def sharded_init(init_fn: Any, logical: PyTree, mesh: Mesh, *args: Any,
-                 rules: tuple = LOGICAL_RULES) -> tuple[PyTree, PyTree]:
-    """Run `init_fn(*args)` under jit with out_shardings, so no host ever holds the whole tree.
-
-    Returns (tree, shardings).
-    """
-    abstract = jax.eval_shape(init_fn, *args)
-    shardings = tree_shardings(abstract, logical, mesh, rules)
-    # No logical rules in scope here: out_shardings place the params, and flax would otherwise
-    # constrain DenseGeneral kernels with their N-d names while they are still 2-d during init.
-    tree = jax.jit(init_fn, out_shardings=shardings)(*args)
-    return tree, shardings
-
-
 def bytes_per_device(tree: PyTree) -> dict[int, int]:
     """How many bytes of `tree`'s arrays each device holds (from the arrays' actual shards)."""
     out: dict[int, int] = {}
