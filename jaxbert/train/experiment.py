@@ -70,7 +70,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
     c.log = ml_collections.ConfigDict(log_section())  # trackers: jsonl, tensorboard (+ wandb)
     c.profile = ml_collections.ConfigDict(profile_section())  # a jax.profiler trace of some steps
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c
 
