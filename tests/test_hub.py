@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from hub_cache import populate
 
 REPO = "sentence-transformers/all-MiniLM-L6-v2"

@@ -33,6 +33,6 @@ from jaxbert.tokenize.files import TOKENIZER_FILES, copy_tokenizer_files, write_
 
 __all__ = ["BEST_DIR", "BUNDLE_FILE", "CHECKPOINT_DIR", "TASK_FILE", "TOKENIZER_DIR", "TOKENIZER_FILES",
            "TRAIN_FORMAT", "LoadedModel", "WorkdirError", "copy_tokenizer_files", "export_hf", "is_bundle",
-           "is_hf_dir", "is_hub_name", "is_workdir", "latest_complete_step", "load_training_params", "open_model", "read_best",
-           "read_bundle", "read_checkpoint_meta", "read_task_info", "read_workdir", "write_bundle",
+           "is_hf_dir", "is_hub_name", "is_workdir", "latest_complete_step", "load_training_params", "open_model",
+           "read_best", "read_bundle", "read_checkpoint_meta", "read_task_info", "read_workdir", "write_bundle",
            "write_tokenizer_dir"]

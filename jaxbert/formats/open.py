@@ -26,9 +26,9 @@ def _no_options(p: PathLike, kind: str, part: str | None, config: Any, part_ok: 
 
 def open_model(p: PathLike, part: str | None = None, config: str | os.PathLike | ModelConfig | None = None
                ) -> LoadedModel:
-    """The model at `p` (local, gs:// or a Hub name hf://org/name[@revision]): a bundle, an HF save_pretrained dir, a Google TF checkpoint (its
-    directory, prefix or .index file), a fine-tuning workdir (its best model) or a training workdir (the
-    exported model of its latest complete checkpoint).
+    """The model at `p` (local, gs:// or a Hub name hf://org/name[@revision]): a bundle, an HF save_pretrained
+    dir, a Google TF checkpoint (its directory, prefix or .index file), a fine-tuning workdir (its best model)
+    or a training workdir (the exported model of its latest complete checkpoint).
 
     part: which model of a checkpoint that holds two: ELECTRA's "discriminator" (the default) or "generator".
     config: the architecture of a TF checkpoint with no config file beside it (a preset name, a ModelConfig
