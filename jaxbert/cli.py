@@ -16,6 +16,7 @@ COMMANDS = {
     "eval": "Evaluate a checkpoint on a task's data; prints one JSON line of metrics.",
     "bench": "Benchmark a train step; prints one JSON line.",
     "vocab": "Train a WordPiece, byte-level BPE or SentencePiece vocabulary on a corpus.",
+    "export": "Export a model or fine-tuned task model for serving (StableHLO, ONNX) with its tokenizer.",
     "compile": "Compile a config's train step for a TPU topology (libtpu, no TPU needed); prints one JSON line.",
 }
 
@@ -65,10 +66,12 @@ def path_error(args: argparse.Namespace) -> str | None:
     """A one-line error for a path the command cannot use, found before anything is written: a URL of a scheme
     jaxbert does not read, or a gs:// bucket that does not exist or refuses this account."""
     from jaxbert import storage
+    from jaxbert.formats.hub import is_hub_name
 
     for flag, value in _named_paths(args):
-        if "://" in value and not storage.is_url(value):
-            return f"{flag}={value}: unsupported URL scheme; jaxbert reads local paths and gs://bucket/... URLs"
+        if "://" in value and not storage.is_url(value) and not is_hub_name(value):
+            return (f"{flag}={value}: unsupported URL scheme; jaxbert reads local paths, gs://bucket/... URLs and "
+                    "Hub names hf://org/name")
     for flag, value in _named_paths(args):
         if storage.is_url(value):
             try:

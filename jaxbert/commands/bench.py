@@ -1,7 +1,7 @@
 """`jaxbert bench`: time one pretraining train step and print ONE JSON line.
 
     jaxbert bench --model bert-base --objective mlm --batch 8 --seq 128 --steps 10 [--impl jaxbert|hf-flax|torch]
-                  [--dtype float32|bfloat16]
+                  [--dtype float32|bfloat16] [--profile DIR]
 
 Every implementation runs the same work: dynamic 80/10/10 masking of 15% of the tokens, the
 family's pretraining heads and losses, AdamW (lr 1e-4, weight decay 0.01 off LayerNorms and
@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", default="xla", choices=("xla", "dot_product", "cudnn"),
                         help="jaxbert's attention kernel (cudnn: flash attention on NVIDIA GPUs, bf16 only)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="write a jax.profiler trace of the timed steps to DIR (view with XProf / TensorBoard's "
+                             "profile plugin: xprof --logdir DIR); the timings then include the tracer's overhead")
 
 
 def max_predictions(seq: int, mask_prob: float = 0.15) -> int:
@@ -101,7 +104,9 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     from jaxbert.objectives.base import build_objective
     from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
     from jaxbert.train.optim import make_optimizer
+    from jaxbert.train.profile import StepProfiler
     from jaxbert.train.sharded import compile_steps, init_state, state_layout
+    from jaxbert.train.spec import ProfileSpec
 
     config = _experiment(args)
     spec = validate_experiment(config, jax.device_count())
@@ -118,11 +123,18 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     state, metrics = compiled.train(state, {}, batch, key)  # warm-up
     jax.block_until_ready(metrics)
     times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        state, metrics = compiled.train(state, {}, batch, key)
-        jax.block_until_ready((state.params, metrics))
-        times.append(time.perf_counter() - start)
+    profiler = StepProfiler(ProfileSpec(start_step=1, num_steps=args.steps if args.profile else 0),
+                            args.profile or ".")
+    try:
+        for i in range(1, args.steps + 1):
+            start = time.perf_counter()
+            with profiler.step(i):
+                state, metrics = compiled.train(state, {}, batch, key)
+            jax.block_until_ready((state.params, metrics))
+            times.append(time.perf_counter() - start)
+            profiler.after(i, state)
+    finally:
+        profiler.stop()
     if not np.isfinite(float(metrics["loss"])):
         raise JaxbertError(f"the benchmark's loss is {float(metrics['loss'])}; the step is broken")
     return _result(args, times, compiled.compile_s, count_params(state.params),
@@ -214,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
         why = ("ships no Flax models (version 5 removed them)" if not hasattr(transformers, "FlaxBertForPreTraining")
                else "has Flax models, but jaxbert benchmarks only transformers 5's PyTorch models")
         raise JaxbertError(f"--impl hf-flax: transformers {transformers.__version__} {why}; compare with --impl torch")
+    if args.profile and args.impl != "jaxbert":
+        raise JaxbertError("--profile traces jaxbert's step with jax.profiler; drop it for --impl torch "
+                           "(torch.profiler traces PyTorch)")
     result = bench_jaxbert(args) if args.impl == "jaxbert" else bench_torch(args)
     print(json.dumps({k: result[k] for k in KEYS}))
     return 0

@@ -10,6 +10,7 @@ from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
 from jaxbert.formats.bundle import is_bundle, read_bundle
 from jaxbert.formats.hf import is_hf_dir, read_hf
+from jaxbert.formats.hub import is_hub_name
 from jaxbert.formats.model import LoadedModel
 from jaxbert.formats.workdir import BEST_DIR, is_workdir, read_best, read_workdir
 from jaxbert.storage import PathLike, check_access, display, is_url, path
@@ -25,9 +26,9 @@ def _no_options(p: PathLike, kind: str, part: str | None, config: Any, part_ok: 
 
 def open_model(p: PathLike, part: str | None = None, config: str | os.PathLike | ModelConfig | None = None
                ) -> LoadedModel:
-    """The model at `p` (local or gs://): a bundle, an HF save_pretrained dir, a Google TF checkpoint (its
-    directory, prefix or .index file), a fine-tuning workdir (its best model) or a training workdir (the
-    exported model of its latest complete checkpoint).
+    """The model at `p` (local, gs:// or a Hub name hf://org/name[@revision]): a bundle, an HF save_pretrained
+    dir, a Google TF checkpoint (its directory, prefix or .index file), a fine-tuning workdir (its best model)
+    or a training workdir (the exported model of its latest complete checkpoint).
 
     part: which model of a checkpoint that holds two: ELECTRA's "discriminator" (the default) or "generator".
     config: the architecture of a TF checkpoint with no config file beside it (a preset name, a ModelConfig
@@ -36,6 +37,12 @@ def open_model(p: PathLike, part: str | None = None, config: str | os.PathLike |
     from jaxbert.interop import tf_checkpoint
     from jaxbert.interop.unsupported import unsupported_format
 
+    if is_hub_name(p):  # a Hub snapshot is a local directory of one of the formats below
+        from jaxbert.formats import hub
+
+        loaded = open_model(hub.resolve(p), part=part, config=config)
+        loaded.source = display(p)
+        return loaded
     check_access(p, what="model path")
     directory = path(p)
     local_tf = not is_url(directory) and tf_checkpoint.is_tf_checkpoint(directory)

@@ -13,7 +13,7 @@ from jaxbert.model.layers import LayerNorm, dense, dtype_of, kernel_init
 def position_ids(input_ids: jax.Array, config: ModelConfig) -> jax.Array:
     """BERT: 0..T-1. RoBERTa (position_offset>0): padding sits at the offset, real tokens count from offset+1."""
     if config.position_offset == 0:
-        return jnp.broadcast_to(jnp.arange(input_ids.shape[-1], dtype=jnp.int32), input_ids.shape)
+        return jax.lax.broadcasted_iota(jnp.int32, input_ids.shape, input_ids.ndim - 1)
     real = (input_ids != config.pad_token_id).astype(jnp.int32)
     return jnp.cumsum(real, axis=-1) * real + config.position_offset
 

@@ -44,7 +44,7 @@ def _load_checkpoint(source: str) -> tuple[ModelConfig, PyTree]:
     if _LOADED is not None and source in _LOADED:
         return _LOADED[source]
     storage.check_access(source, what="config.objective.teacher")
-    if not storage.path(source).exists():
+    if not formats.is_hub_name(source) and not storage.path(source).exists():
         raise ConfigError(f"config.objective.teacher: no such checkpoint path {source}; "
                           "point it at a jaxbert bundle, training workdir or Hugging Face dir")
     loaded = formats.open_model(source)

@@ -13,7 +13,7 @@ from typing import Any
 import ml_collections
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.train.spec import checkpoint_section, train_section
+from jaxbert.train.spec import checkpoint_section, log_section, profile_section, train_section
 
 
 def bert_phases(config: ml_collections.ConfigDict, phase: str, steps: int = 1_000_000, lr: float = 1e-4
@@ -68,6 +68,8 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
                                                       warmup_steps=10_000, eval_every=10_000))
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
+    c.log = ml_collections.ConfigDict(log_section())  # trackers: jsonl, tensorboard (+ wandb)
+    c.profile = ml_collections.ConfigDict(profile_section())  # a jax.profiler trace of some steps
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c

@@ -26,6 +26,7 @@ from jaxbert.train.memory import check_fits_devices
 from jaxbert.train.metrics import MetricsWriter, mean_metrics, throughput, to_python, truncate_metrics_file
 from jaxbert.train.objective import Objective
 from jaxbert.train.preemption import PreemptionGuard
+from jaxbert.train.profile import TRACE_DIR, StepProfiler
 from jaxbert.train.sharded import CompiledSteps, compile_steps, init_state, objective_optimizer, state_layout
 from jaxbert.train.spec import RunSpec
 
@@ -257,7 +258,8 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
     # ---- the loop
     fields = objective.batch_fields(t.batch_size, t.seq_len)
     base_key = put_global(jax.random.key(spec.seed + 1), replicated(mesh))
-    writer = MetricsWriter(workdir)
+    writer = MetricsWriter(workdir, log=spec.log, config=spec.experiment)
+    profiler = StepProfiler(spec.profile, workdir / TRACE_DIR)
     guard = PreemptionGuard()
     progress = _Progress(t.progress, t.steps, start, objective.progress_metrics())
     queue = _MetricsQueue(writer, progress, _NanPolicy(t.nan_policy, t.max_consecutive_skips), t.log_every, t.steps,
@@ -270,8 +272,10 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
         step = start
         while step < t.steps:
             batch = host_to_global(select_fields(_next_batch(train_iter, step), fields), mesh)
-            state, metrics = compiled.train(state, frozen, batch, base_key)
+            with profiler.step(step + 1):
+                state, metrics = compiled.train(state, frozen, batch, base_key)
             step += 1
+            profiler.after(step, state)
             queue.add(step, metrics)
             progress.update()
             boundary = step % t.log_every == 0 or step % c.every == 0 or step == t.steps
@@ -289,6 +293,7 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
                 break
         queue.flush(saver.last_saved, where)
     finally:
+        profiler.stop()
         progress.close()
         guard.close()
         writer.close()

@@ -102,20 +102,29 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 class MetricsWriter:
-    """Appends one JSON object per logged step to WORKDIR/metrics.jsonl and mirrors it to TensorBoard.
+    """Appends one JSON object per logged step to WORKDIR/metrics.jsonl and mirrors it to TensorBoard and the
+    trackers `log` lists (jaxbert.train.trackers: Weights & Biases, given the run's `config`).
 
     Only process 0 writes; on other processes every call is a no-op.
     """
 
-    def __init__(self, workdir: str | os.PathLike, tensorboard: bool = True) -> None:
+    def __init__(self, workdir: str | os.PathLike, tensorboard: bool = True, log: Any = None,
+                 config: Mapping[str, Any] | None = None) -> None:
         self.active = jax.process_index() == 0
         self._file = storage.AppendFile(storage.path(workdir) / METRICS_FILE) if self.active else None
         self._tb = None
+        if log is not None:
+            tensorboard = tensorboard and "tensorboard" in log.trackers
         if self.active and tensorboard:
             from tensorboardX import SummaryWriter
 
             # tensorboardX writes gs:// event files itself (through google-cloud-storage).
             self._tb = SummaryWriter(str(storage.path(workdir) / "tensorboard"))
+        self._trackers: list[Any] = []
+        if self.active and log is not None:
+            from jaxbert.train.trackers import open_trackers
+
+            self._trackers = open_trackers(workdir, log, config or {})
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self.active:
@@ -126,8 +135,13 @@ class MetricsWriter:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
+        for tracker in self._trackers:
+            tracker.write(step, metrics)
 
     def close(self) -> None:
+        for tracker in self._trackers:
+            tracker.close()
+        self._trackers = []
         if self._tb is not None:
             self._tb.flush()
             self._tb.close()

@@ -1,7 +1,8 @@
 """What the train loop reads, resolved and validated once from an experiment config into frozen values.
 
-Every default of the `train` and `checkpoint` sections lives here, once: experiment configs start from
-`train_section()` / `checkpoint_section()` and the loop reads only a `RunSpec`, never the ConfigDict.
+Every default of the `train`, `checkpoint`, `log` and `profile` sections lives here, once: experiment configs
+start from `train_section()` / `checkpoint_section()` / `log_section()` / `profile_section()` and the loop reads
+only a `RunSpec`, never the ConfigDict (a config without a `log` or `profile` section gets the defaults).
 A bad value is a ConfigError whose one line names the field (`config.train.lr: ...`).
 """
 
@@ -17,6 +18,7 @@ from jaxbert.config import ConfigError
 OPTIMIZERS = ("adamw", "lamb")
 SCHEDULES = ("linear", "polynomial", "cosine", "constant")
 NAN_POLICIES = ("stop", "skip")
+TRACKERS = ("jsonl", "tensorboard", "wandb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,26 @@ class CheckpointSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogSpec:
+    """Where metrics go: WORKDIR/metrics.jsonl always, TensorBoard and Weights & Biases (process 0) if listed."""
+
+    trackers: tuple[str, ...] = ("jsonl", "tensorboard")  # of TRACKERS; "wandb" needs the wandb extra
+    wandb_project: str = "jaxbert"
+    wandb_entity: str = ""  # "": the account's default entity
+    wandb_name: str = ""  # "": the workdir's name
+    wandb_tags: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileSpec:
+    """A jax.profiler trace of train steps start_step .. start_step + num_steps - 1 (numbered as in
+    metrics.jsonl, from 1) into WORKDIR/tensorboard; num_steps 0: no trace."""
+
+    start_step: int = 10  # past compilation and the first steps' warm-up
+    num_steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSpec:
     """Everything the loop reads: seed, train, optimizer and checkpoint values, the mesh, and the whole
     experiment config as a plain dict (recorded with every checkpoint)."""
@@ -71,6 +93,8 @@ class RunSpec:
     checkpoint: CheckpointSpec
     mesh: Mapping[str, int]
     experiment: Mapping[str, Any]
+    log: LogSpec = LogSpec()
+    profile: ProfileSpec = ProfileSpec()
 
     @classmethod
     def from_config(cls, config: Any, num_devices: int | None = None,
@@ -88,7 +112,9 @@ class RunSpec:
         optimizer = _build(OptimizerSpec, t, "train")
         checkpoint = _build(CheckpointSpec, c, "checkpoint")
         mesh = {str(k): int(v) for k, v in _section(config, "mesh").items()}
-        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config))
+        log = _build(LogSpec, _section(config, "log") if "log" in config else {}, "log")
+        profile = _build(ProfileSpec, _section(config, "profile") if "profile" in config else {}, "profile")
+        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config), log, profile)
         spec.validate(num_devices)
         return spec
 
@@ -141,6 +167,23 @@ class RunSpec:
             _bad("checkpoint.keep", f"must keep at least 1 checkpoint, got {c.keep}")
         if c.keep_every < 0:
             _bad("checkpoint.keep_every", f"must be >= 0, got {c.keep_every}")
+        self._validate_log_and_profile()
+
+    def _validate_log_and_profile(self) -> None:
+        import importlib.util
+
+        trackers, p = self.log.trackers, self.profile
+        unknown = [x for x in trackers if x not in TRACKERS]
+        if unknown:
+            _bad("log.trackers", f"unknown tracker {unknown[0]!r}; use some of {', '.join(TRACKERS)}")
+        if "jsonl" not in trackers:
+            _bad("log.trackers", "must list jsonl: WORKDIR/metrics.jsonl is every run's record (resume reads it)")
+        if "wandb" in trackers and importlib.util.find_spec("wandb") is None:
+            _bad("log.trackers", "wandb needs the optional extra: pip install 'jaxbert[wandb]' (or drop wandb)")
+        if p.num_steps < 0:
+            _bad("profile.num_steps", f"must be >= 0 (0: no trace), got {p.num_steps}")
+        if p.num_steps and p.start_step < 1:
+            _bad("profile.start_step", f"steps are numbered from 1, got {p.start_step}")
 
 
 def train_section(**overrides: Any) -> dict[str, Any]:
@@ -156,6 +199,24 @@ def train_section(**overrides: Any) -> dict[str, Any]:
 def checkpoint_section(**overrides: Any) -> dict[str, Any]:
     """The `checkpoint` section: every CheckpointSpec field with its default, `overrides` applied."""
     return {**dataclasses.asdict(CheckpointSpec()), **overrides}
+
+
+def log_section(**overrides: Any) -> dict[str, Any]:
+    """The `log` section: every LogSpec field with its default, `overrides` applied."""
+    return _section_of(LogSpec, "log", overrides)
+
+
+def profile_section(**overrides: Any) -> dict[str, Any]:
+    """The `profile` section: every ProfileSpec field with its default, `overrides` applied."""
+    return _section_of(ProfileSpec, "profile", overrides)
+
+
+def _section_of(cls: type, name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    base = dataclasses.asdict(cls())
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ConfigError(f"config.{name}.{unknown[0]}: no such field; known: {', '.join(sorted(base))}")
+    return {**base, **overrides}
 
 
 # Keys some pipelines add to `train` and resolve themselves before the spec is built (fine-tuning's epochs).
@@ -182,6 +243,12 @@ def _typed(value: Any, kind: type, field: str) -> Any:
         if not isinstance(value, bool):
             _bad(field, f"must be true or false, got {value!r}")
         return value
+    if kind is tuple:
+        if isinstance(value, str):  # --config.log.trackers=jsonl,wandb
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            _bad(field, f"must be a list of names, got {value!r}")
+        return tuple(value)
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _bad(field, f"must be a number, got {value!r}")
