@@ -92,24 +92,29 @@ def build_pretraining_dataset(
 ) -> BuildSummary:
     """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
 
-    If `out_dir` already holds a dataset built with the same options and tokenizer it is reused (its summary
-    is returned); a different one raises unless `overwrite=True`.
+    If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names and
+    sizes: `corpus_key`) it is reused (its summary is returned); a different one raises unless `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
                            dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents)
     paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
     out = storage.path(out_dir)
-    corpus = [p if p.startswith("tfds:") or storage.is_url(p) else os.path.abspath(p) for p in paths]
-    options = {"corpus": corpus, "example_config": dataclasses.asdict(config), "text_field": text_field,
-               "errors": errors, "special": dataclasses.asdict(tokenizer.special),
-               "vocab_size": int(tokenizer.vocab_size), "tokenizer_kind": tokenizer.kind}
+    common = {"example_config": dataclasses.asdict(config), "text_field": text_field, "errors": errors,
+              "special": dataclasses.asdict(tokenizer.special), "vocab_size": int(tokenizer.vocab_size),
+              "tokenizer_kind": tokenizer.kind}
+    options = {"corpus": corpus_key(paths), **common}
     existing = _existing_meta(out)
     if existing is not None and not overwrite:
-        if existing["options"] == json.loads(json.dumps(options)):
+        saved = existing["options"]
+        legacy = {"corpus": [p if p.startswith("tfds:") or storage.is_url(p) else os.path.abspath(p) for p in paths],
+                  **common}  # datasets built before corpus_key: absolute paths
+        if saved in (json.loads(json.dumps(options)), json.loads(json.dumps(legacy))):
             log.info("reusing pretraining dataset %s", out)
             return BuildSummary.from_dict(existing["summary"])
-        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options; "
-                                "pass overwrite=True or choose another output directory")
+        differing = sorted(k for k in {**saved, **options} if saved.get(k) != json.loads(json.dumps(options.get(k))))
+        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options (they differ "
+                                f"in {', '.join(differing)}); remove it to rebuild, or set data.data_dir to another "
+                                "directory")
     if out.exists() and existing is None and any(out.iterdir()):
         raise DatasetBuildError(f"{out} exists and is not a jaxbert pretraining dataset; remove it or choose "
                                 "another output directory")
@@ -132,6 +137,18 @@ def build_pretraining_dataset(
             {"options": options, "summary": summary.to_dict(), "fields": record_fields(config)}, indent=2))
     log.info("built %s: %s", out, summary.describe())
     return summary
+
+
+def corpus_key(paths: Sequence[str]) -> list[Any]:
+    """What identifies a corpus for reuse: each file's name and size (a tfds: name as it is), not where it lies,
+    so a workdir (and the builtin corpus written inside it) can be copied or moved and still be resumed."""
+    out: list[Any] = []
+    for p in paths:
+        if p.startswith("tfds:"):
+            out.append(p)
+        else:
+            out.append({"name": os.path.basename(p.rstrip("/")), "size": int(storage.path(p).stat().length)})
+    return out
 
 
 def read_dataset_meta(data_dir: str | os.PathLike) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import ml_collections
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.train.spec import checkpoint_section, train_section
+from jaxbert.train.spec import checkpoint_section, resume_section, train_section
 
 
 def bert_phases(config: ml_collections.ConfigDict, phase: str, steps: int = 1_000_000, lr: float = 1e-4
@@ -63,6 +63,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
                                                       warmup_steps=10_000, eval_every=10_000))
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
+    c.resume = ml_collections.ConfigDict(resume_section())  # fields a resumed run may change (allow_changes)
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c

@@ -1,7 +1,8 @@
 """What the train loop reads, resolved and validated once from an experiment config into frozen values.
 
-Every default of the `train` and `checkpoint` sections lives here, once: experiment configs start from
-`train_section()` / `checkpoint_section()` and the loop reads only a `RunSpec`, never the ConfigDict.
+Every default of the `train`, `checkpoint` and `resume` sections lives here, once: experiment configs start
+from `train_section()` / `checkpoint_section()` / `resume_section()`, and the loop reads only a `RunSpec`,
+never the ConfigDict.
 A bad value is a ConfigError whose one line names the field (`config.train.lr: ...`).
 """
 
@@ -58,6 +59,15 @@ class CheckpointSpec:
     keep: int = 3  # the newest N checkpoints are kept
     keep_every: int = 0  # also keep every step that is a multiple of this (0: none)
     async_save: bool = True
+    restore_step: int = 0  # resume from this step's checkpoint (0: the newest readable one)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumeSpec:
+    """What a resumed run may change: config fields (comma-separated, a.b or a whole section a) accepted
+    although they differ from the workdir's saved config (see jaxbert.train.resume)."""
+
+    allow_changes: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +81,7 @@ class RunSpec:
     checkpoint: CheckpointSpec
     mesh: Mapping[str, int]
     experiment: Mapping[str, Any]
+    resume: ResumeSpec = ResumeSpec()
 
     @classmethod
     def from_config(cls, config: Any, num_devices: int | None = None,
@@ -88,7 +99,8 @@ class RunSpec:
         optimizer = _build(OptimizerSpec, t, "train")
         checkpoint = _build(CheckpointSpec, c, "checkpoint")
         mesh = {str(k): int(v) for k, v in _section(config, "mesh").items()}
-        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config))
+        resume = _build(ResumeSpec, _section(config, "resume") if "resume" in config else {}, "resume")
+        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config), resume)
         spec.validate(num_devices)
         return spec
 
@@ -141,6 +153,9 @@ class RunSpec:
             _bad("checkpoint.keep", f"must keep at least 1 checkpoint, got {c.keep}")
         if c.keep_every < 0:
             _bad("checkpoint.keep_every", f"must be >= 0, got {c.keep_every}")
+        if c.restore_step < 0:
+            _bad("checkpoint.restore_step", f"must be a saved step, or 0 for the newest readable one; got "
+                 f"{c.restore_step}")
 
 
 def train_section(**overrides: Any) -> dict[str, Any]:
@@ -156,6 +171,11 @@ def train_section(**overrides: Any) -> dict[str, Any]:
 def checkpoint_section(**overrides: Any) -> dict[str, Any]:
     """The `checkpoint` section: every CheckpointSpec field with its default, `overrides` applied."""
     return {**dataclasses.asdict(CheckpointSpec()), **overrides}
+
+
+def resume_section(**overrides: Any) -> dict[str, Any]:
+    """The `resume` section: what a resumed run may change (ResumeSpec), `overrides` applied."""
+    return {**dataclasses.asdict(ResumeSpec()), **overrides}
 
 
 # Keys some pipelines add to `train` and resolve themselves before the spec is built (fine-tuning's epochs).
