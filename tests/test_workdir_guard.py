@@ -165,15 +165,15 @@ def test_a_damaged_latest_step_is_named_set_aside_and_the_run_resumes_from_the_o
     straight = tmp_path / "straight"
     train(train_config(steps=12), straight, Regression(), data_stream(8))
     workdir = tmp_path / "damaged"
-    train(train_config(steps=8), workdir, Regression(), data_stream(8))
-    damage(workdir, 8)
+    shutil.copytree(straight, workdir)
+    damage(workdir, 12)
     with caplog.at_level(logging.WARNING):
         result = train(train_config(steps=12), workdir, Regression(), data_stream(8))
     assert result.status == "finished" and result.step == 12
-    assert "checkpoint step 8 in" in caplog.text and "is damaged or unreadable" in caplog.text
-    assert "resuming from step 4, the newest readable checkpoint" in caplog.text
-    assert (workdir / "checkpoints-set-aside" / "8-damaged").is_dir()  # kept for inspection, out of the way
-    assert steps_in(workdir) == [4, 8, 12]  # 8 saved again by this run
+    assert "checkpoint step 12 in" in caplog.text and "is damaged or unreadable" in caplog.text
+    assert "resuming from step 8, the newest readable checkpoint" in caplog.text
+    assert (workdir / "checkpoints-set-aside" / "12-damaged").is_dir()  # kept for inspection, out of the way
+    assert steps_in(workdir) == [4, 8, 12]  # 12 saved again by this run
     jax.tree_util.tree_map(np.testing.assert_array_equal, params_at(workdir, 12), params_at(straight, 12))
     assert losses(workdir) == losses(straight)
 

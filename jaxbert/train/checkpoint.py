@@ -232,9 +232,12 @@ class Checkpointer:
         failures: list[tuple[int, str]] = []
         for step in reversed(steps):
             try:
-                state = self.restore(step, abstract_state, data_iterator)
+                state, error = self.restore(step, abstract_state, data_iterator), None
             except CheckpointError as e:
-                failures.append((step, reason(e.__cause__ or e)))
+                error = e
+            if not _everywhere(error is None):  # a shard damaged on one host fails the step on all of them
+                failures.append((step, reason(error.__cause__ or error) if error is not None
+                                 else "another process could not read its part"))
                 log.warning("checkpoint step %d in %s is damaged or unreadable (%s)%s", step,
                             storage.display(self.directory), failures[-1][1],
                             "; trying the step before it" if step != steps[0] else "")
@@ -289,6 +292,15 @@ class Checkpointer:
         finally:
             with contextlib.suppress(Exception):
                 self.manager.close()
+
+
+def _everywhere(ok: bool) -> bool:
+    """True when `ok` holds on every process (each process restores its own shards)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.min(multihost_utils.process_allgather(np.asarray(int(ok), np.int32))))
 
 
 def _suspect_steps(directory: storage.Path) -> set[int]:

@@ -140,6 +140,9 @@ def intact_summary(workdir: storage.PathLike) -> str:
 
 
 # ---- the one entry point ---------------------------------------------------------------------
+_OPEN: set[str] = set()  # workdirs this process has open (a nested open only re-enters)
+
+
 def _agree(ok: bool, what: str) -> None:
     """Every process learns whether process 0 claimed the workdir; the others raise if it did not."""
     if jax.process_count() == 1:
@@ -159,11 +162,14 @@ def open_workdir(workdir: storage.PathLike, kind: str) -> Iterator[DirectoryLock
 
     Yields the lock (None on processes other than 0)."""
     directory = storage.path(workdir)
+    key = os.fspath(directory)
     primary = jax.process_index() == 0
-    if DirectoryLock.held(directory) is not None:  # the pipeline around this block holds it already
+    if key in _OPEN:  # the pipeline around this block opened it already (on every process alike)
         yield DirectoryLock.held(directory)
         return
     with contextlib.ExitStack() as stack:
+        stack.callback(_OPEN.discard, key)
+        _OPEN.add(key)
         lock = None
         ok = False
         try:
