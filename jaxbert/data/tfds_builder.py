@@ -112,9 +112,9 @@ def build_pretraining_dataset(
             log.info("reusing pretraining dataset %s", out)
             return BuildSummary.from_dict(existing["summary"])
         differing = sorted(k for k in {**saved, **options} if saved.get(k) != json.loads(json.dumps(options.get(k))))
-        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options (they differ "
-                                f"in {', '.join(differing)}); remove it to rebuild, or set data.data_dir to another "
-                                "directory")
+        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options; pass "
+                                "overwrite=True (from Python) or remove it to rebuild, or set data.data_dir to another "
+                                f"directory (they differ in: {', '.join(differing)})")
     if out.exists() and existing is None and any(out.iterdir()):
         raise DatasetBuildError(f"{out} exists and is not a jaxbert pretraining dataset; remove it or choose "
                                 "another output directory")
