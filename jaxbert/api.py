@@ -14,7 +14,7 @@ import numpy as np
 from jaxbert import formats
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.model import EncoderModel, ModelOutput, init_params
+from jaxbert.model import ModelOutput, build_model, init_params
 from jaxbert.storage import Path, path
 
 # The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
@@ -24,9 +24,9 @@ FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "con
 
 @functools.partial(jax.jit, static_argnames=("config", "output_hidden_states"))
 def _forward(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-             token_type_ids: jax.Array, output_hidden_states: bool) -> ModelOutput:
-    return EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
-                                      deterministic=True, output_hidden_states=output_hidden_states)
+             token_type_ids: jax.Array | None, output_hidden_states: bool) -> ModelOutput:
+    return build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+                                     deterministic=True, output_hidden_states=output_hidden_states)
 
 
 def _bucket(length: int, multiple: int = 16) -> int:
@@ -60,7 +60,8 @@ class Pretrained:
             raise JaxbertError(f"input length {ids.shape[1]} exceeds the model's max_position_embeddings "
                                f"{self.config.max_position_embeddings}; truncate the inputs")
         mask = jnp.ones_like(ids) if attention_mask is None else jnp.asarray(attention_mask, jnp.int32)
-        types = jnp.zeros_like(ids) if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
+        # No segments given: None, not zeros (XLNet then adds no segment term, as transformers does).
+        types = None if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
         return _forward(self.config, self.params, ids, mask, types, output_hidden_states)
 
     # ---- features & embeddings -----------------------------------------------------

@@ -16,6 +16,7 @@ COMMANDS = {
     "eval": "Evaluate a checkpoint on a task's data; prints one JSON line of metrics.",
     "bench": "Benchmark a train step; prints one JSON line.",
     "vocab": "Train a WordPiece, byte-level BPE or SentencePiece vocabulary on a corpus.",
+    "compile": "Compile a config's train step for a TPU topology (libtpu, no TPU needed); prints one JSON line.",
 }
 
 

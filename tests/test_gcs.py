@@ -137,3 +137,43 @@ def test_finetuning_with_data_init_and_workdir_in_a_bucket(gcs_bucket, minilm_di
         capture_output=True, text=True, timeout=600, cwd=REPO,
         env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.strip().splitlines()[-1])
     assert scores["examples"] == 32 and scores["accuracy"] == pytest.approx(summary["best"]["accuracy"], abs=1e-6)
+
+
+def test_vocab_pretraining_phases_and_distillation_read_and_write_the_bucket(gcs_bucket, tmp_path):
+    from jaxbert.data.python_docs import write_python_docs_corpus
+    from jaxbert.train.metrics import read_metrics
+
+    train_file, eval_file = write_python_docs_corpus(tmp_path / "docs")
+    lines = Path(train_file).read_text(encoding="utf-8").split("\n\n")[:150]  # a few hundred sentences
+    (tmp_path / "small.txt").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    corpus = _upload(tmp_path / "small.txt", f"{gcs_bucket}/data/train.txt")
+    held_out = _upload(Path(eval_file), f"{gcs_bucket}/data/eval.txt")
+    config = _upload(REPO / "configs/smoke/bert.py", f"{gcs_bucket}/configs/bert.py")
+    b = gcs_bucket
+
+    assert main(["vocab", "--corpus", corpus, "--kind", "wordpiece", "--size", "400", "--out", f"{b}/vocab"]) == 0
+    assert (storage.path(b) / "vocab" / "vocab.txt").is_file()
+    common = ["--config.train.steps=2", "--config.train.batch_size=8", "--config.checkpoint.every=2",
+              "--config.train.log_every=1", "--config.train.eval_every=2", "--config.train.progress=false",
+              f"--config.data.corpus={corpus}"]
+    # Phase 1: the config file, corpus, held-out text, vocabulary and workdir all in the bucket.
+    assert main(["pretrain", "--config", config, "--workdir", f"{b}/p1", f"--config.data.eval_corpus={held_out}",
+                 f"--config.data.tokenizer={b}/vocab", *common]) == 0
+    assert any("eval/mlm_accuracy" in row for row in read_metrics(f"{b}/p1"))
+    # Phase 2 starts from phase 1 in the bucket (config.init); at a vanishing learning rate it ends where
+    # phase 1 did, which shows every parameter came from there. The vocabulary is phase 1's.
+    assert main(["pretrain", "--config", config, "--workdir", f"{b}/p2", f"--config.init={b}/p1",
+                 "--config.data.eval_corpus=", "--config.train.lr=1e-12", "--config.train.warmup_steps=0",
+                 *common]) == 0
+    p1, p2 = jaxbert.load(f"{b}/p1"), jaxbert.load(f"{b}/p2")
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), p1.params, p2.params)
+    assert (storage.path(b) / "p2" / "tokenizer" / "vocab.txt").read_text() == \
+        (storage.path(b) / "vocab" / "vocab.txt").read_text()
+    # Distillation from the bucket's teacher into the bucket: the student starts from the teacher's layers
+    # (its student-init bundle is written there too) and uses the teacher's tokenizer.
+    assert main(["distill", "--config", str(REPO / "configs/smoke/distilbert.py"), "--workdir", f"{b}/student",
+                 f"--config.objective.teacher={b}/p1", "--config.data.eval_corpus=", *common]) == 0
+    student = jaxbert.load(f"{b}/student")
+    assert student.config.family == "distilbert" and student.config.vocab_size == p1.config.vocab_size
+    assert (storage.path(b) / "student" / "student-init" / "jaxbert.json").is_file()
+    assert student.tokenizer.encode_batch(["def f(x): return x"]) == p1.tokenizer.encode_batch(["def f(x): return x"])

@@ -21,7 +21,7 @@ ALLOWED = {
     "jaxbert.evaluate": ("jaxbert.errors",),
     "jaxbert.model": ("jaxbert.config", "jaxbert.errors"),
     "jaxbert.parallel": ("jaxbert.config", "jaxbert.errors"),
-    "jaxbert.tokenize": ("jaxbert.errors", "jaxbert.storage", "jaxbert.data.corpus"),
+    "jaxbert.tokenize": ("jaxbert.errors", "jaxbert.storage", "jaxbert.data.corpus", "jaxbert.data.segmenters"),
     "jaxbert.data": ("jaxbert.errors", "jaxbert.storage", "jaxbert.tokenize", "jaxbert.config"),
     "jaxbert.interop": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage"),
     "jaxbert.formats": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage",
@@ -32,6 +32,9 @@ ALLOWED = {
                            "jaxbert.storage", "jaxbert.formats", "jaxbert.train.objective", "jaxbert.parallel"),
     "jaxbert.checks": ("jaxbert.errors", "jaxbert.config", "jaxbert.objectives", "jaxbert.train",
                        "jaxbert.parallel"),
+    # Ahead-of-time compiles for TPU topologies: the run's objective, optimizer and step without data.
+    "jaxbert.aot": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.objectives",
+                    "jaxbert.train", "jaxbert.parallel", "jaxbert.checks", "jaxbert.formats", "jaxbert.finetune"),
     # The pipelines: libraries below the face that put the layers together.
     "jaxbert.pretrain": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.data", "jaxbert.tokenize",
                          "jaxbert.storage", "jaxbert.formats", "jaxbert.train", "jaxbert.objectives",

@@ -109,7 +109,7 @@ def test_a_missing_bucket_is_named_by_its_flag_in_every_command(gcs_emulator, tm
 def test_every_shipped_config_is_valid():
     for name in ("pretrain/bert_base.py", "pretrain/bert_large.py", "pretrain/roberta_base.py",
                  "pretrain/albert_base.py", "pretrain/albert_xxlarge.py", "smoke/bert.py", "smoke/roberta.py",
-                 "smoke/albert.py"):
+                 "smoke/albert.py", "smoke/bert_zh.py", "pretrain/bert_zh_wwm.py"):
         c = load_config(f"configs/{name}")
         for key in ("model", "seed", "data", "train", "checkpoint", "mesh"):
             assert key in c, (name, key)

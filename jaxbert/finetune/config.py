@@ -28,6 +28,8 @@ DATA_FILES = {
     "squad_v1": ("squad/train-v1.1.json", "squad/dev-v1.1.json"),
     "squad_v2": ("squad/train-v2.0.json", "squad/dev-v2.0.json"),
     "conll2003": ("conll2003/train.txt", "conll2003/valid.txt"),
+    "zh_sentiment": ("zh/sentiment/train.tsv", "zh/sentiment/dev.tsv"),
+    "zh_ner": ("zh/peoples_daily/199801-train.txt", "zh/peoples_daily/199801-dev.txt"),
 }
 
 

@@ -41,6 +41,7 @@ _MODULES = {
     "distill": "jaxbert.objectives.distill",
     "pkd": "jaxbert.objectives.distill",
     "finetune": "jaxbert.objectives.finetune",
+    "plm": "jaxbert.objectives.plm",
 }
 
 

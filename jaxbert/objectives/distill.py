@@ -27,7 +27,7 @@ from jaxbert.data.masking import MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics, pair_metrics
 from jaxbert.objectives.teacher import Teacher, check_compatible, init_layer_indices, student_from_teacher
 
@@ -144,7 +144,7 @@ class _Distillation(Objective):
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         fields = encoder_fields(self.model_config, batch_size, seq_len)
-        return fields
+        return {**fields, **word_fields(self.word_tables, batch_size, seq_len)}
 
     def _head_flops(self, cfg: ModelConfig, seq_len: int) -> float:
         predictions = min(self.masking.max_predictions, seq_len) if self.masking is not None else 0
@@ -180,7 +180,7 @@ class DistilBert(_Distillation):
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         k_mask, k_dropout = jax.random.split(rng)
         ids, attention, types = self._inputs(batch)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
         positions, weights = masked.masked_positions, masked.masked_weights
         teacher = self._teacher(frozen, masked.inputs, attention, types, masked_positions=positions,
                                 heads=("mlm",) if self.alpha_ce > 0 else ())
@@ -250,7 +250,7 @@ class PatientKD(_Distillation):
         kw: dict[str, Any] = {"output_hidden_states": True}
         weights = None
         if self.task == "mlm":
-            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
             ids, weights = masked.inputs, masked.masked_weights
             kw.update(masked_positions=masked.masked_positions)
         teacher = self._teacher(frozen, ids, attention, types, heads=("mlm",) if self.task == "mlm" else (), **kw)
@@ -312,7 +312,7 @@ def make_distill(config: Any, tokenizer: Any = None) -> DistilBert:
     teacher_seed, temperature, alpha_ce, alpha_mlm, alpha_cos, init_layers, mask_prob, max_predictions, ...}`."""
     opts = config.objective
     student = resolve_model_config(_spec(config.model))
-    masking, tables = masking_from_options(opts, student, tokenizer)
+    masking, tables = masking_from_options(opts, student, tokenizer, data=config.get("data"))
     return DistilBert(student, teacher_from_options(opts, student), masking,
                       temperature=float(opts.get("temperature", 2.0)), alpha_ce=float(opts.get("alpha_ce", 5.0)),
                       alpha_mlm=float(opts.get("alpha_mlm", 2.0)), alpha_cos=float(opts.get("alpha_cos", 1.0)),
@@ -326,7 +326,8 @@ def make_pkd(config: Any, tokenizer: Any = None) -> PatientKD:
     opts = config.objective
     student = resolve_model_config(_spec(config.model))
     task = str(opts.get("task", "mlm"))
-    masking, tables = masking_from_options(opts, student, tokenizer) if task == "mlm" else (None, None)
+    masking, tables = (masking_from_options(opts, student, tokenizer, data=config.get("data")) if task == "mlm"
+                       else (None, None))
     return PatientKD(student, teacher_from_options(opts, student), masking, task=task,
                      strategy=str(opts.get("strategy", "skip")), temperature=float(opts.get("temperature", 10.0)),
                      alpha=float(opts.get("alpha", 0.5)), beta=float(opts.get("beta", 100.0)),

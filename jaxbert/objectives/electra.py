@@ -28,7 +28,7 @@ from jaxbert.data.masking import MaskedTokens, MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, ModelPart, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
 
 # The embedding sub-modules generator and discriminator share (the paper ties them); the E→H
@@ -173,7 +173,7 @@ class Electra(Objective):
         k_mask, k_sample, k_gen = jax.random.split(rng, 3)
         ids = batch["input_ids"].astype(jnp.int32)
         attention = attention_mask_of(batch, self.model_config.pad_token_id)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
         gen_out = EncoderModel(self.generator_config).apply(
             {"params": generator_params(params)}, masked.inputs, attention, batch.get("token_type_ids"),
             deterministic=deterministic, masked_positions=masked.masked_positions,
@@ -201,7 +201,8 @@ class Electra(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        return encoder_fields(self.model_config, batch_size, seq_len)
+        return {**encoder_fields(self.model_config, batch_size, seq_len),
+                **word_fields(self.word_tables, batch_size, seq_len)}
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs: both encoders on every token, the MLM head on the masked slots,
@@ -213,6 +214,9 @@ class Electra(Objective):
         per_seq = (seq_len * (encoder_flops_per_token(gen, seq_len) + encoder_flops_per_token(disc, seq_len)
                               + rtd_head) + predictions * mlm_head)
         return 3.0 * batch_size * per_seq
+
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", "mlm_accuracy", "disc_accuracy")
 
 
 @register_objective("electra")
@@ -229,7 +233,8 @@ def make_electra(config: Any, tokenizer: Any = None) -> Electra:
         raise ConfigError("config.objective.generator: ELECTRA needs a generator model (a preset such as "
                           "'electra-small-generator' or a dict of ModelConfig fields)")
     gen = resolve_model_config(gen_spec.to_dict() if hasattr(gen_spec, "to_dict") else gen_spec)
-    masking, tables = masking_from_options(opts, disc, tokenizer, mask_replace_prob=0.85, random_replace_prob=0.0)
+    masking, tables = masking_from_options(opts, disc, tokenizer, data=config.get("data"), mask_replace_prob=0.85,
+                                           random_replace_prob=0.0)
     return Electra(disc, gen, masking, disc_weight=float(opts.get("disc_weight", 50.0)),
                    gen_weight=float(opts.get("gen_weight", 1.0)), temperature=float(opts.get("temperature", 1.0)),
                    word_tables=tables)

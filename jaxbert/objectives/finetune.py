@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import CLASSIFIER_INPUT, ConfigError, ModelConfig, resolve_model_config
-from jaxbert.model import EncoderModel, logical_axes
+from jaxbert.model import build_model, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.mlm import encoder_flops_per_token
@@ -186,8 +186,8 @@ class Finetune(Objective):
         if mask is None:
             mask = (ids != cfg.pad_token_id).astype(jnp.int32)
         types = batch.get("token_type_ids") if cfg.type_vocab_size > 0 else None
-        out = EncoderModel(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
-                                      rngs=None if deterministic or rng is None else {"dropout": rng})
+        out = build_model(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
+                                     rngs=None if deterministic or rng is None else {"dropout": rng})
         return out.logits[cfg.task]
 
     def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
@@ -224,6 +224,10 @@ class Finetune(Objective):
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs of the encoder (the task head is negligible)."""
         return 3.0 * batch_size * seq_len * encoder_flops_per_token(self.model_config, seq_len)
+
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", {"classification": "accuracy", "regression": "mse", "span": "span_accuracy",
+                         "token": "token_accuracy"}[self.kind])
 
 
 @register_objective("finetune")

@@ -31,17 +31,26 @@ def corpus_paths(config: Any, workdir: storage.Path, key: str = "corpus") -> lis
     return out
 
 
+def example_format(config: Any) -> str:
+    """The pair task's example format; without one, data.packing picks full_sentences or doc_sentences."""
+    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
+    packing = str(config.data.get("packing", "") or fmt)
+    if fmt == "full_sentences" and packing not in ("full_sentences", "doc_sentences"):
+        raise JaxbertError(f"config.data.packing={packing!r}: use 'full_sentences' (examples cross documents) or "
+                           "'doc_sentences' (they do not)")
+    return packing if fmt == "full_sentences" else fmt
+
+
 def dataset_dir(config: Any, workdir: storage.Path, split: str) -> storage.Path:
     base = storage.path(config.data.get("data_dir", "") or workdir / "data")
-    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
-    return base / f"{split}-{fmt}-{int(config.train.seq_len)}"
+    return base / f"{split}-{example_format(config)}-{int(config.train.seq_len)}"
 
 
 def prepare_datasets(config: Any, workdir: storage.Path, tokenizer: Any) -> tuple[storage.Path, storage.Path | None]:
     """Build (or reuse) the array_record train dataset, and the eval one when data.eval_corpus is set."""
     from jaxbert.data.tfds_builder import build_pretraining_dataset
 
-    fmt = DATA_FORMAT[str(config.objective.get("pair_task", "nsp"))]
+    fmt = example_format(config)
     d = config.data
     built: dict[str, storage.Path | None] = {"train": None, "eval": None}
     for split, key in (("train", "corpus"), ("eval", "eval_corpus")):
@@ -53,7 +62,8 @@ def prepare_datasets(config: Any, workdir: storage.Path, tokenizer: Any) -> tupl
             paths, tokenizer, out, format=fmt, max_seq_len=int(config.train.seq_len),
             seed=int(config.seed), dupe_factor=int(d.get("dupe_factor", 1)),
             short_seq_prob=float(d.get("short_seq_prob", 0.1)), text_field=str(d.get("text_field", "text")),
-            errors=str(d.get("encoding_errors", "strict")))
+            errors=str(d.get("encoding_errors", "strict")), word_segmenter=str(d.get("word_segmenter", "")),
+            sentence_split=str(d.get("sentence_split", "lines")), line_documents=bool(d.get("line_documents", False)))
         log.info("%s data: %s", split, summary.describe())
         built[split] = out
     if built["train"] is None:

@@ -13,7 +13,7 @@ log = logging.getLogger("jaxbert.pretrain")
 
 # The vocabulary each family trains when the config names no tokenizer.
 VOCAB_KIND = {"bert": "wordpiece", "electra": "wordpiece", "distilbert": "wordpiece", "roberta": "bpe",
-              "albert": "sentencepiece"}
+              "albert": "sentencepiece", "xlnet": "xlnet"}
 
 
 def prepare_tokenizer(config: Any, workdir: storage.Path) -> Any:
@@ -43,7 +43,9 @@ def prepare_tokenizer(config: Any, workdir: storage.Path) -> Any:
     return train_vocab(paths, kind, int(config.data.vocab_size), target,
                        lowercase=None if kind == "bpe" else bool(config.data.get("lowercase", True)),
                        errors=str(config.data.get("encoding_errors", "strict")),
-                       text_field=str(config.data.get("text_field", "text")))
+                       text_field=str(config.data.get("text_field", "text")),
+                       limit_alphabet=int(config.data.get("limit_alphabet", 1000)),
+                       segmenter=str(config.data.get("word_segmenter", "")))
 
 
 def fit_model_to_tokenizer(config: Any, tokenizer: Any) -> None:

@@ -84,9 +84,11 @@ def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> 
     config = {**(defaults or {}), **config}
     spiece = next((directory / n for n in SENTENCEPIECE_FILES if (directory / n).is_file()), None)
     if spiece is not None:
+        xlnet = str(config.get("tokenizer_class", "")).startswith("XLNet")
         return SentencePieceTokenizer(
             spiece,
-            lowercase=bool(config.get("do_lower_case", True)),
+            lowercase=bool(config.get("do_lower_case", not xlnet)),
+            template="xlnet" if xlnet else "bert",
             keep_accents=bool(config.get("keep_accents", False)),
             remove_space=bool(config.get("remove_space", True)),
             names=names,

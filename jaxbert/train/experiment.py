@@ -48,7 +48,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.init = ""  # a workdir or bundle whose model params start this run (e.g. the seq-512 phase)
     c.phase = ""  # "phase2": the seq-512 continuation of a seq-128 run (needs init)
     c.objective = ml_collections.ConfigDict(dict(
-        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False,
+        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False, ngram=1,
         mask_replace_prob=0.8, random_replace_prob=0.1))
     c.data = ml_collections.ConfigDict(dict(
         corpus=(),  # text / jsonl paths or globs, or a TFDS name ("tfds:wikipedia/20230601.en")
@@ -58,13 +58,18 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         data_dir="",  # where the array_record datasets are built / reused; empty: WORKDIR/data
         text_field="text",  # the JSON-lines / TFDS field holding each document
         encoding_errors="strict",  # "replace": swap bytes that are not UTF-8 for U+FFFD (counted) instead of stopping
-        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2))
+        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2,
+        # Word starts for whole-word / n-gram masking from a segmenter (jieba, pku, spaces; see
+        # jaxbert.data.segmenters) stored with the data; "" = the vocabulary's ## rule.
+        word_segmenter="", sentence_split="lines",  # "rules": split lines after sentence-final punctuation
+        line_documents=False,  # True: every text line is a document (a corpus without blank lines)
+        packing="full_sentences"))  # no pair task: "full_sentences" (cross documents) or "doc_sentences"
     # BERT's recipe (Devlin et al. 2019, A.2); every other train/checkpoint field has its spec default.
     c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
                                                       warmup_steps=10_000, eval_every=10_000))
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
     c.resume = ml_collections.ConfigDict(resume_section())  # fields a resumed run may change (allow_changes)
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c
 
@@ -78,6 +83,8 @@ SMOKE = {
                  "intermediate_size": 512, "max_position_embeddings": 130, **_NO_DROPOUT}, "none"),
     "albert": ({"preset": "albert-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
                 "intermediate_size": 512, "embedding_size": 64, "max_position_embeddings": 128}, "sop"),
+    "xlnet": ({"preset": "xlnet-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
+               "intermediate_size": 512, **_NO_DROPOUT}, "nsp"),
 }
 
 

@@ -22,11 +22,11 @@ from jaxbert import storage
 from jaxbert.errors import JaxbertError
 from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
 from jaxbert.train.checkpoint import Checkpointer, checkpoint_meta
+from jaxbert.train.memory import check_fits_devices
 from jaxbert.train.metrics import MetricsWriter, mean_metrics, throughput, to_python, truncate_metrics_file
 from jaxbert.train.objective import Objective
-from jaxbert.train.optim import make_optimizer
 from jaxbert.train.preemption import PreemptionGuard
-from jaxbert.train.sharded import CompiledSteps, compile_steps, init_state, state_layout
+from jaxbert.train.sharded import CompiledSteps, compile_steps, init_state, objective_optimizer, state_layout
 from jaxbert.train.spec import RunSpec
 from jaxbert.train.workdir import check_lock, open_workdir
 
@@ -246,8 +246,7 @@ def _train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective,
 
     # ---- mesh, optimizer, where every array lives
     mesh = mesh or create_mesh(dict(spec.mesh))
-    trainable = objective.trainable_mask(jax.eval_shape(objective.init, jax.random.key(0)))
-    tx, schedule = make_optimizer(spec.optimizer, t.steps, trainable)
+    tx, schedule = objective_optimizer(objective, spec.optimizer, t.steps)
     frozen_host = objective.init_frozen()
     layout = state_layout(objective, tx, mesh, frozen_host)
     frozen = put_global(frozen_host, layout.frozen_shardings) if frozen_host else {}
@@ -271,6 +270,7 @@ def _train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective,
     compiled = compile_steps(objective, tx, schedule, layout, t.batch_size, t.seq_len, t.grad_accum,
                              with_eval=eval_batches is not None)
     log.info("compiled the train step in %.1fs", compiled.compile_s)
+    check_fits_devices(compiled.memory, mesh.devices.flat)  # one line now rather than an OOM at step 1
 
     # ---- the loop
     fields = objective.batch_fields(t.batch_size, t.seq_len)
