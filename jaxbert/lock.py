@@ -118,22 +118,26 @@ class _FileLock:
         if previous and previous.get("pid") is not None and previous.get("released") is not True:
             log.warning("taking over the lock of %s left by a run that ended without releasing it (%s)",
                         storage.display(self.directory), describe(previous))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(identity()).encode(), 0)
+        _overwrite(fd, json.dumps(identity()).encode())
         os.fsync(fd)
         self._fd = fd
 
     @staticmethod
-    def _read_holder(fd: int, retries: int = 20) -> dict[str, Any] | None:
-        """The holder recorded in the lock file; the holder writes it right after locking, so wait a moment."""
+    def _read_holder(fd: int, retries: int = 100) -> dict[str, Any] | None:
+        """The holder recorded in the lock file. The holder writes it right after locking, so until then the
+        file may be empty, half written or still the previous holder's record: wait a moment for a live one."""
+        holder = None
         for attempt in range(retries + 1):
             raw = os.pread(fd, 4096, 0)
             try:
-                return json.loads(raw) if raw else None
+                holder = json.loads(raw) if raw else None
             except ValueError:
-                if attempt < retries:
-                    time.sleep(0.05)
-        return None
+                holder = None
+            if isinstance(holder, dict) and holder.get("released") is not True and not holder_is_dead(holder):
+                return holder
+            if attempt < retries:
+                time.sleep(0.05)
+        return holder if isinstance(holder, dict) else None
 
     def check(self) -> None:
         """A kernel lock cannot be lost while its holder lives."""
@@ -144,11 +148,16 @@ class _FileLock:
         if self._fd is None:
             return
         with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, json.dumps({**identity(), "released": True}).encode(), 0)
+            _overwrite(self._fd, json.dumps({**identity(), "released": True}).encode())
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+
+
+def _overwrite(fd: int, data: bytes) -> None:
+    """Replace the file's content with `data`, never leaving it empty in between (others read it unlocked)."""
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
 
 
 # ---- gs://: a lease object -------------------------------------------------------------------
