@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxbert.train.checkpoint import load_training_params
+from jaxbert.formats import load_training_params
 from tests.finetune_fixtures import head_lines, tiny_pretrained
 
 REPO = Path(__file__).resolve().parents[1]

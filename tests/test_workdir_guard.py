@@ -160,6 +160,23 @@ def test_safe_fields_may_change_and_a_preset_equals_its_fields_spelled_out(tmp_p
     assert check_resume(tmp_path / "fresh", new.to_dict()) == []  # nothing saved: nothing to compare
 
 
+def test_the_readme_lists_every_field_safe_to_change_and_allow_changes():
+    """The docs promise what the code allows: each SAFE_TO_CHANGE entry (a section as `section.*`) is named in
+    the README's Workdirs section, beside --config.resume.allow_changes, and the smoke config has each field."""
+    from jaxbert.train.experiment import smoke_config
+    from jaxbert.train.resume import SAFE_TO_CHANGE, flatten
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Workdirs"):]
+    section = section[:section.index("\n## ")]
+    assert "--config.resume.allow_changes=" in section
+    fields = set(flatten(smoke_config("bert").to_dict()))
+    finetuning_only = ("train.epochs", "eval.batch_size")
+    for entry in SAFE_TO_CHANGE:
+        assert (f"`{entry}.*`" if "." not in entry else f"`{entry}`") in section, entry
+        assert entry in finetuning_only or any(f == entry or f.startswith(entry + ".") for f in fields), entry
+
+
 # ---- the newest readable checkpoint (case 5) -----------------------------------------------------
 def test_a_damaged_latest_step_is_named_set_aside_and_the_run_resumes_from_the_one_before(tmp_path, caplog):
     straight = tmp_path / "straight"

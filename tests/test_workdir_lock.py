@@ -155,6 +155,25 @@ def test_a_holder_whose_lease_was_taken_over_stops_at_its_next_check(gcs_bucket)
     assert json.loads(storage.path(url).joinpath(LOCK_FILE).read_text())["host"] == "elsewhere"
 
 
+def test_pretrain_on_a_gs_workdir_another_run_holds_is_refused_in_one_line(gcs_bucket):
+    """Case 1 on gs://: a real process holds the lease; `jaxbert pretrain` on the bucket workdir names it and
+    writes nothing (the emulator's address reaches the CLI through STORAGE_EMULATOR_HOST)."""
+    url = f"{gcs_bucket}/run"
+    proc = hold(url, ttl=30)
+    before = sorted(os.fspath(p) for p in storage.path(url).rglob("*"))
+    out = subprocess.run([sys.executable, "-m", "jaxbert.cli", "pretrain", "--config", "configs/smoke/bert.py",
+                          "--workdir", url, "--config.train.steps=2"], capture_output=True, text=True,
+                         timeout=600, cwd=REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    after = sorted(os.fspath(p) for p in storage.path(url).rglob("*"))
+    release(proc)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert f"{url} is in use by another run (host {socket.gethostname()}, pid {proc.pid}" in errors[0]
+    assert "lease renewed" in errors[0]
+    assert after == before  # nothing written beside the holder's lease
+
+
 def test_lease_contenders_started_together_exactly_one_wins(gcs_bucket):
     """Relies on the emulator checking ifGenerationMatch as GCS does (tests/gcs_emulator.py)."""
     url = f"{gcs_bucket}/run"
