@@ -337,6 +337,10 @@ def test_a_dataset_cache_follows_its_corpus_when_both_are_moved(tmp_path, caplog
     with caplog.at_level(logging.INFO):
         build_pretraining_dataset([str(moved / "corpus.txt")], tokenizer, moved / "data", max_seq_len=32)
     assert "reusing pretraining dataset" in caplog.text
+    text = (moved / "corpus.txt").read_text()
+    (moved / "corpus.txt").write_text(text.replace("topic 3", "topic 4", 1))  # same name, same size, edited
+    with pytest.raises(Exception, match="built with other options; .*they differ in: corpus\\)"):
+        build_pretraining_dataset([str(moved / "corpus.txt")], tokenizer, moved / "data", max_seq_len=32)
     (moved / "corpus.txt").write_text("A different corpus.\nWith other text.\n\nAnd more.\nMuch more.\n")
     with pytest.raises(Exception, match="built with other options; .*they differ in: corpus\\)"):
         build_pretraining_dataset([str(moved / "corpus.txt")], tokenizer, moved / "data", max_seq_len=32)

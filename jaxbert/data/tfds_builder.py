@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -99,8 +100,9 @@ def build_pretraining_dataset(
     `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
     `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
     `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
-    If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names and
-    sizes: `corpus_key`) it is reused (its summary is returned); a different one raises unless `overwrite=True`.
+    If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names,
+    sizes and contents: `corpus_key`) it is reused (its summary is returned); a different one raises unless
+    `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
                            dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents,
@@ -150,15 +152,26 @@ def build_pretraining_dataset(
     return summary
 
 
+_SAMPLE_BYTES = 1 << 20  # a corpus file is fingerprinted by its first and last MiB (whole when smaller)
+
+
 def corpus_key(paths: Sequence[str]) -> list[Any]:
-    """What identifies a corpus for reuse: each file's name and size (a tfds: name as it is), not where it lies,
-    so a workdir (and the builtin corpus written inside it) can be copied or moved and still be resumed."""
+    """What identifies a corpus for reuse: each file's name, size and a content fingerprint (a tfds: name as it
+    is), not where it lies, so a workdir (and the builtin corpus written inside it) can be copied or moved and
+    still be resumed, while an edited corpus file is not mistaken for the one the dataset was built from."""
     out: list[Any] = []
     for p in paths:
         if p.startswith("tfds:"):
             out.append(p)
-        else:
-            out.append({"name": os.path.basename(p.rstrip("/")), "size": int(storage.path(p).stat().length)})
+            continue
+        size = int(storage.path(p).stat().length)
+        digest = hashlib.sha256()
+        with storage.path(p).open("rb") as f:
+            digest.update(f.read(_SAMPLE_BYTES))
+            if size > 2 * _SAMPLE_BYTES:
+                f.seek(size - _SAMPLE_BYTES)
+            digest.update(f.read())
+        out.append({"name": os.path.basename(p.rstrip("/")), "size": size, "sha256": digest.hexdigest()})
     return out
 
 
