@@ -1,12 +1,16 @@
 """`jaxbert embed`: sentence embeddings of a text file (one text a line) written to .npy in bounded memory.
 
 Input and output may be local paths or gs:// URLs; a gs:// output is written locally first and uploaded
-whole, so a failed run leaves nothing at --output.
+whole, so a failed run leaves nothing at --output. A text longer than --max-length tokens is truncated to
+it (and counted in a warning); only its start is tokenized (`clip_text`), so one huge line costs no more
+memory than a normal one.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,6 +18,11 @@ import numpy as np
 
 from jaxbert import storage
 from jaxbert.errors import JaxbertError
+
+log = logging.getLogger("jaxbert.embed")
+# A first guess of how many characters --max-length tokens cover; grown until the guess holds.
+CHARS_PER_TOKEN = 16
+_SPACE = re.compile(r"\s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +56,31 @@ def iter_batches(path: storage.Path, batch_size: int):
         yield batch
 
 
+def clip_text(text: str, tokenizer, max_length: int) -> tuple[str, bool]:
+    """(the start of `text` that gives the model the same tokens as all of it, whether it is truncated).
+
+    Tokenizers split at whitespace first (WordPiece, byte-level BPE, SentencePiece all do), so the text up
+    to a whitespace gives exactly the first tokens of the whole; once that start has more tokens than
+    fit, the rest cannot change what the model sees. Without whitespace in reach the cut is made anyway
+    at 64 x the first guess, so memory stays bounded."""
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    chars = max(max_length, 1) * CHARS_PER_TOKEN
+    while len(text) > chars:
+        cut = max((m.start() for m in _SPACE.finditer(text, max(0, chars - 1000), chars)), default=-1)
+        head = text[:cut] if cut > 0 else text[:chars]
+        if len(tokenizer.encode(head, add_special_tokens=False)) > budget and (cut > 0 or chars >= 64 * max_length
+                                                                                * CHARS_PER_TOKEN):
+            return head, True
+        chars *= 4
+    return text, len(tokenizer.encode(text, add_special_tokens=False)) > budget
+
+
 def run(args: argparse.Namespace) -> int:
     import jaxbert
 
+    for flag, value in (("--batch-size", args.batch_size), ("--max-length", args.max_length)):
+        if value < 1:
+            raise JaxbertError(f"{flag}={value}: must be a positive number")
     src, dst = storage.path(args.input), storage.path(args.output)
     if not src.is_file():
         raise JaxbertError(f"input file {args.input} does not exist")
@@ -74,10 +105,14 @@ def _write_embeddings(model, src: storage.Path, dst: Path, n: int, args: argpars
     tmp = dst.with_name(dst.name + ".partial")
     # A memory-mapped .npy is written batch by batch, so any number of texts fits in bounded memory.
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, model.config.hidden_size))
-    row = 0
+    row = truncated = 0
     try:
         with tqdm(total=n, unit="text", desc="embed") as bar:
-            for batch in iter_batches(src, args.batch_size):
+            for lines in iter_batches(src, args.batch_size):
+                clipped = ([clip_text(text, model.tokenizer, args.max_length) for text in lines]
+                           if model.tokenizer is not None else [(text, False) for text in lines])
+                truncated += sum(cut for _, cut in clipped)
+                batch = [text for text, _ in clipped]
                 emb = model.embed(batch, pooling=args.pooling, normalize=args.normalize,
                                   batch_size=args.batch_size, max_length=args.max_length)
                 out[row:row + len(batch)] = emb
@@ -86,6 +121,9 @@ def _write_embeddings(model, src: storage.Path, dst: Path, n: int, args: argpars
         out.flush()
         del out
         tmp.replace(dst)
+        if truncated:
+            log.warning("%d of %d texts were longer than --max-length=%d tokens and were truncated to it",
+                        truncated, row, args.max_length)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed run leaves no partial output behind
         raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -99,27 +100,33 @@ def build_pretraining_dataset(
     `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
     `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
     `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
-    If `out_dir` already holds a dataset built with the same options and tokenizer it is reused (its summary
-    is returned); a different one raises unless `overwrite=True`.
+    If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names,
+    sizes and contents: `corpus_key`) it is reused (its summary is returned); a different one raises unless
+    `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
                            dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents,
                            word_segmenter=word_segmenter, sentence_split=sentence_split)
     paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
     out = storage.path(out_dir)
-    corpus = [p if p.startswith("tfds:") or storage.is_url(p) else os.path.abspath(p) for p in paths]
-    options = {"corpus": corpus, "example_config": _example_options(config), "text_field": text_field,
-               "errors": errors, "special": dataclasses.asdict(tokenizer.special),
-               "vocab_size": int(tokenizer.vocab_size), "tokenizer_kind": tokenizer.kind}
+    common = {"example_config": _example_options(config), "text_field": text_field, "errors": errors,
+              "special": dataclasses.asdict(tokenizer.special), "vocab_size": int(tokenizer.vocab_size),
+              "tokenizer_kind": tokenizer.kind}
     if line_documents:
-        options["line_documents"] = True
+        common["line_documents"] = True
+    options = {"corpus": corpus_key(paths), **common}
     existing = _existing_meta(out)
     if existing is not None and not overwrite:
-        if existing["options"] == json.loads(json.dumps(options)):
+        saved = existing["options"]
+        legacy = {"corpus": [p if p.startswith("tfds:") or storage.is_url(p) else os.path.abspath(p) for p in paths],
+                  **common}  # datasets built before corpus_key: absolute paths
+        if saved in (json.loads(json.dumps(options)), json.loads(json.dumps(legacy))):
             log.info("reusing pretraining dataset %s", out)
             return BuildSummary.from_dict(existing["summary"])
-        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options; "
-                                "pass overwrite=True or choose another output directory")
+        differing = sorted(k for k in {**saved, **options} if saved.get(k) != json.loads(json.dumps(options.get(k))))
+        raise DatasetBuildError(f"{out} already holds a pretraining dataset built with other options; pass "
+                                "overwrite=True (from Python) or remove it to rebuild, or set data.data_dir to another "
+                                f"directory (they differ in: {', '.join(differing)})")
     if out.exists() and existing is None and any(out.iterdir()):
         raise DatasetBuildError(f"{out} exists and is not a jaxbert pretraining dataset; remove it or choose "
                                 "another output directory")
@@ -143,6 +150,29 @@ def build_pretraining_dataset(
             {"options": options, "summary": summary.to_dict(), "fields": record_fields(config)}, indent=2))
     log.info("built %s: %s", out, summary.describe())
     return summary
+
+
+_SAMPLE_BYTES = 1 << 20  # a corpus file is fingerprinted by its first and last MiB (whole when smaller)
+
+
+def corpus_key(paths: Sequence[str]) -> list[Any]:
+    """What identifies a corpus for reuse: each file's name, size and a content fingerprint (a tfds: name as it
+    is), not where it lies, so a workdir (and the builtin corpus written inside it) can be copied or moved and
+    still be resumed, while an edited corpus file is not mistaken for the one the dataset was built from."""
+    out: list[Any] = []
+    for p in paths:
+        if p.startswith("tfds:"):
+            out.append(p)
+            continue
+        size = int(storage.path(p).stat().length)
+        digest = hashlib.sha256()
+        with storage.path(p).open("rb") as f:
+            digest.update(f.read(_SAMPLE_BYTES))
+            if size > 2 * _SAMPLE_BYTES:
+                f.seek(size - _SAMPLE_BYTES)
+            digest.update(f.read())
+        out.append({"name": os.path.basename(p.rstrip("/")), "size": size, "sha256": digest.hexdigest()})
+    return out
 
 
 def _example_options(config: ExampleConfig) -> dict[str, Any]:

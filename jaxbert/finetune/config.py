@@ -11,7 +11,7 @@ import os
 import ml_collections
 
 from jaxbert.finetune.tasks import get_task
-from jaxbert.train.spec import checkpoint_section, log_section, profile_section, train_section
+from jaxbert.train.spec import checkpoint_section, log_section, profile_section, resume_section, train_section
 
 # Where each task's files sit under the data root (train, eval); eval files that do not exist
 # are replaced by a held-out part of train (see data.eval_size).
@@ -71,6 +71,7 @@ def finetune_config(task: str, lr: float = 2e-5, batch_size: int = 32, epochs: f
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(keep=1))
     c.log = ml_collections.ConfigDict(log_section())  # trackers: jsonl, tensorboard (+ wandb)
     c.profile = ml_collections.ConfigDict(profile_section())  # a jax.profiler trace of some steps
+    c.resume = ml_collections.ConfigDict(resume_section())  # fields a resumed run may change (allow_changes)
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c

@@ -181,16 +181,28 @@ def make_eval_hook(model_config: ModelConfig, data: FinetuneData, keeper: BestKe
 
 
 def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
-    """Fine-tune config.init on config.task; resumable; returns the best and final eval metrics."""
-    from jaxbert.checks import check_seq_len
-    from jaxbert.parallel import create_mesh, maybe_initialize_distributed
-    from jaxbert.train.loop import train
-    from jaxbert.train.metrics import write_run_config
-    from jaxbert.train.spec import RunSpec
+    """Fine-tune config.init on config.task; resumable; returns the best and final eval metrics.
+
+    The workdir is claimed and locked for the run (`jaxbert.train.workdir`); a resumed run's config must
+    match the workdir's (`jaxbert.train.resume`)."""
+    from jaxbert.parallel import maybe_initialize_distributed
+    from jaxbert.train.workdir import open_workdir
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
     workdir = storage.path(workdir)
     storage.check_access(workdir, what="--workdir")
+    with open_workdir(workdir, "finetune"):
+        return _finetune(config, workdir)
+
+
+def _finetune(config: Any, workdir: storage.Path) -> FinetuneResult:
+    from jaxbert.checks import check_seq_len
+    from jaxbert.parallel import create_mesh
+    from jaxbert.train.loop import train
+    from jaxbert.train.metrics import write_run_config
+    from jaxbert.train.resume import check_resume
+    from jaxbert.train.spec import RunSpec
+
     task = get_task(str(config.task.name))
     start = load_start(config)
     data = prepare_data(config, start.tokenizer)  # bad data stops the run here, before anything is written
@@ -208,9 +220,9 @@ def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
         "task": {**spec.experiment["task"], "kind": task.kind, "num_labels": model_config.num_labels},
         "train": {**spec.experiment["train"], "steps": spec.train.steps,
                   "warmup_steps": spec.optimizer.warmup_steps}})
+    check_resume(workdir, spec.experiment, spec.resume.allow_changes)  # before anything is written
 
     # ---- workdir: tokenizer, best-model keeping, run config
-    workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
         formats.write_tokenizer_dir(workdir / TOKENIZER_DIR, source_dir=start.tokenizer_dir,
                                     tokenizer=start.tokenizer)

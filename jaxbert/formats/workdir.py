@@ -9,14 +9,16 @@ the best model as a bundle, with task.json), WORKDIR/config.json and metrics.jso
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import jax
 
 from jaxbert.config import ModelConfig
-from jaxbert.errors import JaxbertError
+from jaxbert.errors import JaxbertError, reason
 from jaxbert.formats.bundle import read_bundle
 from jaxbert.formats.model import LoadedModel
+from jaxbert.logs import route_storage_errors
 from jaxbert.storage import Path, PathLike, display, path
 
 CHECKPOINT_DIR = "checkpoints"
@@ -24,7 +26,9 @@ TOKENIZER_DIR = "tokenizer"
 TRAIN_FORMAT = "jaxbert-train"
 BEST_DIR = "best"
 TASK_FILE = "task.json"
+SET_ASIDE_DIR = "checkpoints-set-aside"  # damaged steps, and steps after a chosen restore_step, moved out of the way
 PyTree = Any
+log = logging.getLogger(__name__)
 
 
 class WorkdirError(JaxbertError):
@@ -70,26 +74,60 @@ def read_checkpoint_meta(workdir: PathLike, step: int | None = None) -> tuple[in
     try:
         meta = ocp.JsonCheckpointHandler().restore(directory / "config")
     except Exception as e:
-        raise WorkdirError(f"cannot read {display(directory / 'config')}: {_first_line(e)}; the checkpoint is "
+        raise WorkdirError(f"cannot read {display(directory / 'config')}: {reason(e)}; the checkpoint is "
                            "damaged") from e
     return step, dict(meta)
 
 
+def complete_steps(workdir: PathLike) -> list[int]:
+    """Every step whose save finished, oldest first."""
+    import orbax.checkpoint as ocp
+
+    directory = checkpoint_dir(workdir)
+    if not directory.is_dir():
+        raise WorkdirError(f"{display(workdir)} has no {CHECKPOINT_DIR}/ directory; pass a training workdir")
+    return sorted(int(m.step) for m in ocp.step.standard_name_format().find_all(directory))
+
+
 def load_training_params(workdir: PathLike, step: int | None = None) -> tuple[dict[str, Any], PyTree]:
-    """(meta JSON, every trained param of the objective) of a workdir's latest complete checkpoint (or `step`),
-    restored onto this host's first device whatever mesh saved them."""
+    """(meta JSON, every trained param of the objective) of a workdir's newest readable checkpoint (or `step`),
+    restored onto this host's first device whatever mesh saved them. A damaged newer step is named in a
+    warning and skipped."""
+    if step is not None:
+        return _load_step_params(workdir, step)
+    steps = complete_steps(workdir)
+    if not steps:
+        _step_dir(workdir, None)  # raises: no complete checkpoint yet
+    errors = []
+    for candidate in reversed(steps):
+        try:
+            out = _load_step_params(workdir, candidate)
+        except WorkdirError as e:
+            errors.append(str(e))
+            log.warning("checkpoint step %d of %s is damaged (%s); trying the step before it", candidate,
+                        display(workdir), e)
+            continue
+        if errors:
+            log.warning("loaded step %d of %s, its newest readable checkpoint", candidate, display(workdir))
+        return out
+    raise WorkdirError(f"no checkpoint of {display(workdir)} reads back (steps {', '.join(map(str, steps[::-1]))}): "
+                       f"{errors[0]}")
+
+
+def _load_step_params(workdir: PathLike, step: int) -> tuple[dict[str, Any], PyTree]:
     import orbax.checkpoint as ocp
 
     step, meta = read_checkpoint_meta(workdir, step)
     if meta.get("format") != TRAIN_FORMAT:
         raise WorkdirError(f"{display(workdir)}: checkpoint step {step} is not a jaxbert training checkpoint")
     directory = checkpoint_dir(workdir) / str(step) / "params"
+    route_storage_errors()  # a damaged file is reported below in one line, not by Orbax's own tracebacks
     handler = ocp.StandardCheckpointHandler()
     try:
         abstract = _abstract_from_metadata(handler.metadata(directory))
         params = handler.restore(directory, args=ocp.args.StandardRestore(abstract))
     except Exception as e:
-        raise WorkdirError(f"cannot read the params in {display(directory)}: {_first_line(e)}; the checkpoint is "
+        raise WorkdirError(f"cannot read the params in {display(directory)}: {reason(e)}; the checkpoint is "
                            "damaged") from e
     finally:
         handler.close()
@@ -164,11 +202,6 @@ def read_best(workdir: PathLike) -> LoadedModel:
     model.kind, model.source = "finetune-workdir", display(workdir)
     model.label_names, model.task_info = info.get("labels"), info
     return model
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _abstract_from_metadata(tree: PyTree) -> PyTree:

@@ -53,6 +53,23 @@ def _activation(name: Any, source: str) -> str:
     return _ACT_FROM_HF[name]
 
 
+def _typed(value: Any, default: Any, key: str, source: str) -> Any:
+    """`value` if it has the type of the field's default (an int where a float goes is fine), else a one-line error."""
+    kind = type(default)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        wanted = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(
+            kind, kind.__name__)
+        raise JaxbertError(f"{source}: config.json field {key} is {value!r}, which is not {wanted}; fix config.json "
+                           "or re-save the model with save_pretrained")
+    return value
+
+
 def model_config_from_hf(hf: Mapping[str, Any], heads: tuple[str, ...], pooler: bool,
                          source: str) -> ModelConfig:
     """The ModelConfig of an HF config.json whose weights hold these heads and (or not) a pooler."""
@@ -61,7 +78,7 @@ def model_config_from_hf(hf: Mapping[str, Any], heads: tuple[str, ...], pooler: 
 
     def get(key: str) -> Any:
         value = hf.get(key)
-        return defaults[key] if value is None else value
+        return defaults[key] if value is None else _typed(value, defaults[key], key, source)
 
     def unsupported(what: str, fix: str) -> JaxbertError:
         return JaxbertError(f"{source}: {what} is not supported; {fix}")

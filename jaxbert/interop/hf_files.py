@@ -52,12 +52,29 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
                            "the file is corrupt or truncated, re-download or re-save it") from e
 
 
+# torch.load(weights_only=True) can be made to run code before torch 2.6 (CVE-2025-32434); transformers
+# refuses .bin files below it too.
+SAFE_TORCH = (2, 6)
+
+
+def _torch_version(text: str) -> tuple[int, int]:
+    parts = (text.split("+")[0].split(".") + ["0"])[:2]
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except ValueError:
+        return (0, 0)
+
+
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError as e:
         raise JaxbertError(f"{path} is a PyTorch pickle and reading it needs torch; pip install torch, or "
                            "re-save the model as model.safetensors") from e
+    if _torch_version(torch.__version__) < SAFE_TORCH:
+        raise JaxbertError(f"{path} is a PyTorch pickle, and torch {torch.__version__} cannot read one safely "
+                           "(torch.load runs code from such files before torch 2.6, CVE-2025-32434); upgrade torch "
+                           "to 2.6 or later, or use the model's model.safetensors")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for damaged or unsafe pickles; all mean the same here
@@ -85,6 +102,9 @@ def read_weights(directory: Path) -> dict[str, np.ndarray]:
             raise JaxbertError(f"{path} is not a valid weight index ({e}); re-save the model") from e
         tensors: dict[str, np.ndarray] = {}
         for shard in shards:
+            if not isinstance(shard, str) or Path(shard).is_absolute() or Path(shard).name != shard:
+                raise JaxbertError(f"{path} names shard {shard!r}, which is not a file name inside {directory}; "
+                                   "shards must lie beside the index: re-download or re-save the model")
             if not (directory / shard).is_file():
                 raise JaxbertError(f"{path} names shard {shard}, which is missing; re-download the model")
             tensors.update(_read_one(directory / shard))

@@ -1,7 +1,7 @@
 """Distillation: the pretraining pipeline with a distillation objective (DistilBERT or Patient KD).
 
 Before the first step the student is built from the teacher's layers (objective.init_layers) and
-saved as a bundle in WORKDIR/student-init, which the run starts from (config.init). With no
+saved as a bundle in WORKDIR/student-init, which the run starts from (in place of config.init). With no
 data.tokenizer, a teacher checkpoint's own tokenizer is used. Everything else (tokenizer,
 dataset, loop, checkpoints, resume) is `jaxbert pretrain`'s; `jaxbert.load(DIR)` gives the student.
 """
@@ -87,11 +87,13 @@ def run_distillation(config: Any, workdir: str | os.PathLike) -> Any:
     if name not in DISTILL_OBJECTIVES:
         raise ConfigError(f"config.objective.name: {name!r} is not a distillation objective; use one of "
                           f"{', '.join(DISTILL_OBJECTIVES)} (or `jaxbert pretrain` for {name})")
+    from jaxbert.train.workdir import open_workdir
+
     workdir = storage.path(workdir)
-    with reuse_loaded_teachers():
+    storage.check_access(workdir, what="--workdir")
+    with open_workdir(workdir, "distill"), reuse_loaded_teachers():
         use_teacher_tokenizer(config)
         init = prepare_student_init(config, workdir)
-        if init is not None:
-            with config.ignore_type():
-                config.init = str(init)
-        return run_pretraining(config, workdir)
+        # The student starts from its bundle; the recorded config keeps config.init as given, so a resumed run
+        # (which starts from its checkpoint, not the bundle) records the same config.
+        return run_pretraining(config, workdir, init=init)

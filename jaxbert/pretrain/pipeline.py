@@ -1,7 +1,8 @@
 """The pretraining pipeline: tokenizer → array_record datasets → the one train loop, cached in the workdir.
 
-A restarted run in the same workdir reuses the tokenizer and dataset and resumes from the latest
-complete checkpoint. The workdir ends up loadable with `jaxbert.load(DIR)`.
+A restarted run in the same workdir reuses the tokenizer and dataset and resumes from the newest readable
+checkpoint, once its config matched the workdir's (`jaxbert.train.resume`); the workdir is claimed and locked
+for the whole run (`jaxbert.train.workdir`). The workdir ends up loadable with `jaxbert.load(DIR)`.
 """
 
 from __future__ import annotations
@@ -18,34 +19,51 @@ from jaxbert.pretrain.tokenizer import fit_model_to_tokenizer, prepare_tokenizer
 log = logging.getLogger("jaxbert.pretrain")
 
 
-def open_start(config: Any) -> Any:
-    """The trained model config.init names (a `jaxbert.formats.LoadedModel`), or None for a fresh start."""
+def open_start(config: Any, init: str | os.PathLike | None = None) -> Any:
+    """The trained model `init` (else config.init) names (a `jaxbert.formats.LoadedModel`), or None for a fresh
+    start."""
     from jaxbert import formats
 
-    init = str(config.get("init", "") or "")
+    init = str(init or config.get("init", "") or "")
     return formats.open_model(init) if init else None
 
 
-def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
-    """The whole pretraining pipeline for an experiment config; returns the loop's TrainResult."""
+def run_pretraining(config: Any, workdir: str | os.PathLike, init: str | os.PathLike | None = None) -> Any:
+    """The whole pretraining pipeline for an experiment config; returns the loop's TrainResult.
+
+    `init`: the model to start from in place of config.init, which the recorded config keeps as given
+    (distillation's teacher-initialised student)."""
+    import jax
+
+    from jaxbert.checks import validate_experiment
+    from jaxbert.parallel import maybe_initialize_distributed
+    from jaxbert.train.workdir import open_workdir
+
+    maybe_initialize_distributed(dict(config.get("distributed", {})))
+    validate_experiment(config, jax.device_count())  # before anything is written
+    workdir = storage.path(workdir)
+    storage.check_access(workdir, what="--workdir")
+    with open_workdir(workdir, "pretrain"):
+        return _pretrain(config, workdir, init)
+
+
+def _pretrain(config: Any, workdir: storage.Path, init: str | os.PathLike | None) -> Any:
     import jax
 
     from jaxbert.checks import validate_experiment
     from jaxbert.data.loader import make_pretraining_loader
     from jaxbert.formats import TOKENIZER_DIR
     from jaxbert.objectives.base import build_objective
-    from jaxbert.parallel import maybe_initialize_distributed, process_zero_first
+    from jaxbert.parallel import process_zero_first
     from jaxbert.train.loop import train
     from jaxbert.train.metrics import write_run_config
+    from jaxbert.train.resume import check_resume
 
-    maybe_initialize_distributed(dict(config.get("distributed", {})))
-    validate_experiment(config, jax.device_count())  # before anything is written
-    workdir = storage.path(workdir)
-    storage.check_access(workdir, what="--workdir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer = process_zero_first(lambda: prepare_tokenizer(config, workdir))
+    tokenizer = process_zero_first(lambda: prepare_tokenizer(config, workdir))  # a resumed run's: read, not written
     fit_model_to_tokenizer(config, tokenizer)
     spec = validate_experiment(config, jax.device_count())  # once more: the model now has the tokenizer's vocab
+    check_resume(workdir, spec.experiment, spec.resume.allow_changes)  # before the datasets or config are written
+    write_run_config(workdir, config)
     objective = build_objective(config, tokenizer)
     train_dir, eval_dir = process_zero_first(lambda: prepare_datasets(config, workdir, tokenizer))
     t = spec.train
@@ -56,7 +74,6 @@ def run_pretraining(config: Any, workdir: str | os.PathLike) -> Any:
         def eval_batches() -> Iterator[Any]:
             return make_pretraining_loader(eval_dir, t.batch_size, shuffle=False, num_epochs=1,
                                            num_threads=1, prefetch_batches=1)
-    start = open_start(config)
+    start = open_start(config, init)
     init_params = objective.initial_params(start, jax.random.key(spec.seed)) if start is not None else None
-    write_run_config(workdir, config)
     return train(spec, workdir, objective, loader, eval_batches, init_params, tokenizer_dir=TOKENIZER_DIR)

@@ -13,7 +13,7 @@ from typing import Any
 import ml_collections
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.train.spec import checkpoint_section, log_section, profile_section, train_section
+from jaxbert.train.spec import checkpoint_section, log_section, profile_section, resume_section, train_section
 
 
 def bert_phases(config: ml_collections.ConfigDict, phase: str, steps: int = 1_000_000, lr: float = 1e-4
@@ -70,6 +70,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
     c.log = ml_collections.ConfigDict(log_section())  # trackers: jsonl, tensorboard (+ wandb)
     c.profile = ml_collections.ConfigDict(profile_section())  # a jax.profiler trace of some steps
+    c.resume = ml_collections.ConfigDict(resume_section())  # fields a resumed run may change (allow_changes)
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c

@@ -29,6 +29,7 @@ from jaxbert.train.preemption import PreemptionGuard
 from jaxbert.train.profile import TRACE_DIR, StepProfiler
 from jaxbert.train.sharded import CompiledSteps, compile_steps, init_state, objective_optimizer, state_layout
 from jaxbert.train.spec import RunSpec
+from jaxbert.train.workdir import check_lock, open_workdir
 
 log = logging.getLogger(__name__)
 PyTree = Any
@@ -91,24 +92,29 @@ class _Progress:
 
 class _NanPolicy:
     """What a non-finite step does: stop at once ("stop"), or skip it ("skip") up to
-    `max_consecutive` in a row, then stop."""
+    `max_consecutive` in a row, then stop. Counts the skips since the last save: a checkpoint saved
+    after any is suspect (the newest clean one is kept, see train.checkpoint)."""
 
     def __init__(self, policy: str, max_consecutive: int) -> None:
         self.policy, self.max_consecutive = policy, max_consecutive
         self.skipped = 0  # non-finite steps in the whole run
         self.in_a_row = 0
+        self.since_save = 0
 
-    def check(self, step: int, row: Mapping[str, float], last_good: int, where: str) -> None:
+    def check(self, step: int, row: Mapping[str, float], last_good: int | None, where: str) -> None:
         if row["finite"] >= 1.0:
             self.in_a_row = 0
             return
-        advice = (f"the last good checkpoint is step {last_good} in {where}; lower train.lr, raise "
-                  "train.warmup_steps")
+        good = (f"the last good checkpoint is step {last_good} in {where} (no step since the checkpoint before it "
+                f"was non-finite; kept; resume from it with --config.checkpoint.restore_step={last_good})"
+                if last_good else f"no checkpoint was saved before non-finite steps in {where}")
+        advice = f"{good}; lower train.lr, raise train.warmup_steps"
         if self.policy == "stop":
             raise NonFiniteLossError(f"loss became {row['loss']} (grad norm {row['grad_norm']}) at step {step}; "
                                      f"stopped without applying it, {advice}, or set train.nan_policy=skip")
         self.skipped += 1
         self.in_a_row += 1
+        self.since_save += 1
         log.warning("step %d: non-finite loss %s, update skipped (%d so far)", step, row["loss"], self.skipped)
         if self.in_a_row >= self.max_consecutive:
             raise NonFiniteLossError(f"{self.in_a_row} non-finite steps in a row up to step {step} "
@@ -130,7 +136,7 @@ class _MetricsQueue:
     def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
         self.pending.append((step, metrics))
 
-    def flush(self, last_good: int, where: str) -> None:
+    def flush(self, last_good: int | None, where: str) -> None:
         """Fetch the queued rows; apply the NaN policy; log every log_every-th (and the last) step."""
         rows = [(s, to_python(jax.device_get(m))) for s, m in self.pending]
         self.pending.clear()
@@ -149,15 +155,18 @@ class _MetricsQueue:
 
 
 class _Saver:
-    """Saves checkpoints, at most once per step."""
+    """Saves checkpoints, at most once per step, marking those saved after skipped non-finite steps."""
 
-    def __init__(self, ckpt: Checkpointer, meta: Mapping[str, Any], data_iterator: Any, last_saved: int) -> None:
+    def __init__(self, ckpt: Checkpointer, meta: Mapping[str, Any], data_iterator: Any, last_saved: int,
+                 nan: _NanPolicy, workdir: Any) -> None:
         self.ckpt, self.meta, self.data_iterator = ckpt, meta, data_iterator
-        self.last_saved = last_saved
+        self.last_saved, self.nan, self.workdir = last_saved, nan, workdir
 
     def save(self, step: int, state: Any) -> None:
         if step > self.last_saved:
-            self.ckpt.save(state, self.meta, self.data_iterator)
+            check_lock(self.workdir)  # a run that lost its gs:// lease writes nothing more
+            self.ckpt.save(state, self.meta, self.data_iterator, suspect=self.nan.since_save > 0)
+            self.nan.since_save = 0
             self.last_saved = step
 
 
@@ -213,7 +222,9 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
           eval_batches: Callable[[], Iterator[HostBatch]] | None = None, init_params: PyTree | None = None,
           tokenizer_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
           eval_hook: EvalHook | None = None) -> TrainResult:
-    """Train `objective` for run.train.steps, resuming from WORKDIR's latest complete checkpoint.
+    """Train `objective` for run.train.steps, resuming from WORKDIR's newest readable checkpoint (or
+    checkpoint.restore_step), with the workdir claimed and locked for the run (`train.workdir.open_workdir`;
+    a pipeline that opened it already keeps its lock).
 
     `run` is a RunSpec (an experiment config is resolved into one). `train_iter` yields this process's
     rows of each global batch (numpy); its get_state/set_state, when present, are checkpointed so a
@@ -222,6 +233,13 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
     fine-tuning task's official scores over all its eval data), logged as eval/<name> every
     train.eval_every steps and at the last step.
     """
+    with open_workdir(workdir, "train"):
+        return _train(run, workdir, objective, train_iter, eval_batches, init_params, tokenizer_dir, mesh, eval_hook)
+
+
+def _train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, train_iter: Iterator[HostBatch],
+           eval_batches: Callable[[], Iterator[HostBatch]] | None, init_params: PyTree | None,
+           tokenizer_dir: str | None, mesh: jax.sharding.Mesh | None, eval_hook: EvalHook | None) -> TrainResult:
     spec = run if isinstance(run, RunSpec) else RunSpec.from_config(run)
     t, c = spec.train, spec.checkpoint
     workdir = storage.path(workdir)
@@ -237,10 +255,10 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
     # ---- restore the latest checkpoint, or initialise in shards
     ckpt = Checkpointer(workdir, keep=c.keep, keep_every=c.keep_every, async_save=c.async_save)
     data_iterator = train_iter if hasattr(train_iter, "get_state") and hasattr(train_iter, "set_state") else None
-    start = ckpt.latest_step()
-    if start is not None:
+    restored = ckpt.restore_readable(layout.abstract_state, data_iterator, c.restore_step)
+    if restored is not None:
+        start, state = restored
         log.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
-        state = ckpt.restore(start, layout.abstract_state, data_iterator)
     else:
         start = 0
         state = init_state(objective, tx, layout, jax.random.key(spec.seed), init_params)
@@ -262,12 +280,15 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
     profiler = StepProfiler(spec.profile, workdir / TRACE_DIR)
     guard = PreemptionGuard()
     progress = _Progress(t.progress, t.steps, start, objective.progress_metrics())
-    queue = _MetricsQueue(writer, progress, _NanPolicy(t.nan_policy, t.max_consecutive_skips), t.log_every, t.steps,
+    nan = _NanPolicy(t.nan_policy, t.max_consecutive_skips)
+    queue = _MetricsQueue(writer, progress, nan, t.log_every, t.steps,
                           t.batch_size * t.seq_len, objective.flops_per_step(t.batch_size, t.seq_len), start)
-    saver = _Saver(ckpt, checkpoint_meta(objective, spec.experiment, tokenizer_dir), data_iterator, start)
+    saver = _Saver(ckpt, checkpoint_meta(objective, spec.experiment, tokenizer_dir), data_iterator, start, nan,
+                   workdir)
     evaluator = _Evaluator(spec, compiled, fields, mesh, writer, eval_batches, eval_hook)
     where = str(ckpt.directory)
     status = "finished"
+    failing = True  # until the loop ends normally: a failure already being raised is reported alone
     try:
         step = start
         while step < t.steps:
@@ -275,27 +296,29 @@ def train(run: RunSpec | Any, workdir: str | os.PathLike, objective: Objective, 
             with profiler.step(step + 1):
                 state, metrics = compiled.train(state, frozen, batch, base_key)
             step += 1
+            ckpt.poll()  # a save that failed in the background stops the run now, not at the next save
             profiler.after(step, state)
             queue.add(step, metrics)
             progress.update()
             boundary = step % t.log_every == 0 or step % c.every == 0 or step == t.steps
             if boundary or evaluator.due(step):
-                queue.flush(saver.last_saved, where)
+                queue.flush(ckpt.newest_clean_step(), where)
             if evaluator.due(step):
                 evaluator.run(step, state.params, frozen)
             if step % c.every == 0 or step == t.steps:
                 saver.save(step, state)
             if guard.should_stop(step, sync=boundary):
-                queue.flush(saver.last_saved, where)
+                queue.flush(ckpt.newest_clean_step(), where)
                 saver.save(step, state)
                 status = "preempted"
                 log.warning("preempted: checkpoint saved at step %d; run the same command again to resume", step)
                 break
-        queue.flush(saver.last_saved, where)
+        queue.flush(ckpt.newest_clean_step(), where)
+        failing = False
     finally:
         profiler.stop()
         progress.close()
         guard.close()
-        writer.close()
+        writer.close(report=not failing)
         ckpt.close()
     return TrainResult(saver.last_saved, status, queue.logged, evaluator.logged, compiled.compile_s)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -12,6 +14,7 @@ import jax
 
 from jaxbert import storage
 
+log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 
 # Dense bf16 peak FLOP/s per device (vendor figures); matched against jax's device_kind.
@@ -138,14 +141,36 @@ class MetricsWriter:
         for tracker in self._trackers:
             tracker.write(step, metrics)
 
-    def close(self) -> None:
+    def close(self, report: bool = True) -> None:
+        """Flush and close; a TensorBoard write failure (disk full...) is a warning, or silent with report=False
+        (the run is failing already and says why)."""
         for tracker in self._trackers:
             tracker.close()
         self._trackers = []
         if self._tb is not None:
-            self._tb.flush()
-            self._tb.close()
-            self._tb = None
+            tb, self._tb = self._tb, None
+            try:
+                tb.flush()
+                tb.close()
+            except OSError as e:  # metrics.jsonl holds every row
+                if report:
+                    log.warning("the TensorBoard events of the last steps could not be written (%s); "
+                                "metrics.jsonl has every logged row", e)
+                _abandon(tb)
+
+
+def _abandon(tb: Any) -> None:
+    """Stop a tensorboardX writer whose final flush failed, so its exit hook does not retry it and print a
+    traceback when the process ends."""
+    writers = [getattr(tb, "file_writer", None), *getattr(tb, "all_writers", {}).values()]
+    for writer in {id(w): w for w in writers if w is not None}.values():
+        events = getattr(writer, "event_writer", None)
+        worker = getattr(events, "_worker", None)
+        with contextlib.suppress(Exception):
+            if worker is not None:
+                worker.stop()
+        if events is not None:
+            events._closed = True
 
 
 def _json_float(v: Any) -> Any:

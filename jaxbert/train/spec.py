@@ -1,8 +1,9 @@
 """What the train loop reads, resolved and validated once from an experiment config into frozen values.
 
-Every default of the `train`, `checkpoint`, `log` and `profile` sections lives here, once: experiment configs
-start from `train_section()` / `checkpoint_section()` / `log_section()` / `profile_section()` and the loop reads
-only a `RunSpec`, never the ConfigDict (a config without a `log` or `profile` section gets the defaults).
+Every default of the `train`, `checkpoint`, `resume`, `log` and `profile` sections lives here, once: experiment
+configs start from `train_section()` / `checkpoint_section()` / `resume_section()` / `log_section()` /
+`profile_section()` and the loop reads only a `RunSpec`, never the ConfigDict (a config without a `resume`,
+`log` or `profile` section gets the defaults).
 A bad value is a ConfigError whose one line names the field (`config.train.lr: ...`).
 """
 
@@ -60,6 +61,15 @@ class CheckpointSpec:
     keep: int = 3  # the newest N checkpoints are kept
     keep_every: int = 0  # also keep every step that is a multiple of this (0: none)
     async_save: bool = True
+    restore_step: int = 0  # resume from this step's checkpoint (0: the newest readable one)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumeSpec:
+    """What a resumed run may change: config fields (comma-separated, a.b or a whole section a) accepted
+    although they differ from the workdir's saved config (see jaxbert.train.resume)."""
+
+    allow_changes: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +103,7 @@ class RunSpec:
     checkpoint: CheckpointSpec
     mesh: Mapping[str, int]
     experiment: Mapping[str, Any]
+    resume: ResumeSpec = ResumeSpec()
     log: LogSpec = LogSpec()
     profile: ProfileSpec = ProfileSpec()
 
@@ -112,9 +123,10 @@ class RunSpec:
         optimizer = _build(OptimizerSpec, t, "train")
         checkpoint = _build(CheckpointSpec, c, "checkpoint")
         mesh = {str(k): int(v) for k, v in _section(config, "mesh").items()}
+        resume = _build(ResumeSpec, _section(config, "resume") if "resume" in config else {}, "resume")
         log = _build(LogSpec, _section(config, "log") if "log" in config else {}, "log")
         profile = _build(ProfileSpec, _section(config, "profile") if "profile" in config else {}, "profile")
-        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config), log, profile)
+        spec = cls(int(config.seed), train, optimizer, checkpoint, mesh, _plain(config), resume, log, profile)
         spec.validate(num_devices)
         return spec
 
@@ -167,6 +179,9 @@ class RunSpec:
             _bad("checkpoint.keep", f"must keep at least 1 checkpoint, got {c.keep}")
         if c.keep_every < 0:
             _bad("checkpoint.keep_every", f"must be >= 0, got {c.keep_every}")
+        if c.restore_step < 0:
+            _bad("checkpoint.restore_step", f"must be a saved step, or 0 for the newest readable one; got "
+                 f"{c.restore_step}")
         self._validate_log_and_profile()
 
     def _validate_log_and_profile(self) -> None:
@@ -217,6 +232,11 @@ def _section_of(cls: type, name: str, overrides: Mapping[str, Any]) -> dict[str,
     if unknown:
         raise ConfigError(f"config.{name}.{unknown[0]}: no such field; known: {', '.join(sorted(base))}")
     return {**base, **overrides}
+
+
+def resume_section(**overrides: Any) -> dict[str, Any]:
+    """The `resume` section: what a resumed run may change (ResumeSpec), `overrides` applied."""
+    return _section_of(ResumeSpec, "resume", overrides)
 
 
 # Keys some pipelines add to `train` and resolve themselves before the spec is built (fine-tuning's epochs).
