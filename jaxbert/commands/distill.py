@@ -5,8 +5,13 @@
 
 Before the first step the student is built from the teacher's layers (objective.init_layers) and
 saved as a bundle in WORKDIR/student-init, which the run starts from (config.init). With no
-data.tokenizer, a teacher checkpoint's own tokenizer is used. Everything else (tokenizer,
-dataset, loop, checkpoints, resume) is `jaxbert pretrain`'s; `jaxbert.load(DIR)` gives the student.
+data.tokenizer, a teacher checkpoint's own tokenizer is used. Frequency-smoothed masking
+(objective.mask_smoothing > 0) with no objective.token_counts counts the training data's tokens once
+into WORKDIR/token_counts.npy. Everything else (tokenizer, dataset, loop, checkpoints, resume) is
+`jaxbert pretrain`'s; `jaxbert.load(DIR)` gives the student.
+
+With data.train set (a labelled task file, as in fine-tuning) the run distils on that task instead
+(Patient KD with a fine-tuned teacher, objective.task="classification"): see jaxbert.finetune.distill.
 """
 
 from __future__ import annotations
@@ -57,6 +62,33 @@ def has_checkpoint(workdir: Path) -> bool:
     return True
 
 
+def prepare_token_counts(config: Any, workdir: Path) -> Path | None:
+    """Count the training data's token ids into WORKDIR/token_counts.npy (once) when frequency-smoothed
+    masking needs counts and the config gives none; sets objective.token_counts to the file."""
+    from jaxbert.commands.pretrain import prepare_datasets, prepare_tokenizer
+    from jaxbert.data.token_counts import COUNTS_FILE, count_dataset_tokens, save_counts
+    from jaxbert.parallel.distributed import process_zero_first
+
+    opts = config.objective
+    if float(opts.get("mask_smoothing", 0.0) or 0.0) == 0.0 or str(opts.get("token_counts", "") or ""):
+        return None
+    target = workdir / COUNTS_FILE
+
+    def build() -> Path:
+        if not target.is_file():
+            tokenizer = prepare_tokenizer(config, workdir)
+            train_dir, _ = prepare_datasets(config, workdir, tokenizer)
+            log.info("counting the token ids of %s for frequency-smoothed masking", train_dir)
+            save_counts(count_dataset_tokens(train_dir, int(tokenizer.vocab_size)), target)
+        return target
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = process_zero_first(build)
+    with config.ignore_type():
+        config.objective.token_counts = str(path)
+    return path
+
+
 def prepare_student_init(config: Any, workdir: Path) -> Path | None:
     """Write the teacher-initialised student as a bundle (once) and return it; None when the run resumes,
     starts from config.init, or has init_layers='none'."""
@@ -100,6 +132,7 @@ def run_distillation(config: Any, workdir: str | os.PathLike) -> Any:
     workdir = Path(workdir).absolute()
     with reuse_loaded_teachers():
         use_teacher_tokenizer(config)
+        prepare_token_counts(config, workdir)
         init = prepare_student_init(config, workdir)
         if init is not None:
             with config.ignore_type():
