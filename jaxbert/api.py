@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import numpy as np
 
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.model import EncoderModel, ModelOutput, check_params, init_params
+from jaxbert.model import ModelOutput, check_params, init_params
 
 BUNDLE_FILE = "jaxbert.json"
 BUNDLE_FORMAT = "jaxbert-bundle"
@@ -28,18 +27,6 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 # The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
 # (0 = embeddings output, L = last layer).
 FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four", "sum_all")
-
-
-@functools.partial(jax.jit, static_argnames=("config", "output_hidden_states"))
-def _forward(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-             token_type_ids: jax.Array, output_hidden_states: bool) -> ModelOutput:
-    return EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
-                                      deterministic=True, output_hidden_states=output_hidden_states)
-
-
-def _bucket(length: int, multiple: int = 16) -> int:
-    # Padding to a few fixed lengths bounds the number of compiled shapes.
-    return max(multiple, -(-length // multiple) * multiple)
 
 
 class Pretrained:
@@ -58,16 +45,15 @@ class Pretrained:
 
     def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
                  output_hidden_states: bool = False) -> ModelOutput:
-        """Forward pass (dropout off). Inputs: numpy or jax int arrays [B, T]; attention_mask 1 = real token."""
-        ids = jnp.asarray(input_ids, jnp.int32)
-        if ids.ndim != 2:
-            raise JaxbertError(f"input_ids must be a [batch, length] array, got shape {tuple(ids.shape)}")
-        if ids.shape[1] + self.config.position_offset > self.config.max_position_embeddings:
-            raise JaxbertError(f"input length {ids.shape[1]} exceeds the model's max_position_embeddings "
-                               f"{self.config.max_position_embeddings}; truncate the inputs")
-        mask = jnp.ones_like(ids) if attention_mask is None else jnp.asarray(attention_mask, jnp.int32)
-        types = jnp.zeros_like(ids) if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
-        return _forward(self.config, self.params, ids, mask, types, output_hidden_states)
+        """Forward pass (dropout off). Inputs: numpy or jax int arrays [B, T]; attention_mask 1 = real token.
+
+        Batches run padded to power-of-two rows and tokens (at least 16), so a session compiles one
+        program per such bucket rather than per shape; outputs are cut back to [B, T].
+        """
+        from jaxbert import inference
+
+        return inference.forward(self.config, self.params, input_ids, attention_mask, token_type_ids,
+                                 output_hidden_states, pad_token_id=self.config.pad_token_id)
 
     # ---- features & embeddings -----------------------------------------------------
     def _require_tokenizer(self) -> Any:
@@ -77,19 +63,9 @@ class Pretrained:
         return self.tokenizer
 
     def _max_len(self, max_length: int | None) -> int:
-        limit = self.config.max_position_embeddings - self.config.position_offset - (
-            1 if self.config.position_offset else 0)
-        return min(max_length or 512, limit)
+        from jaxbert.inference import max_input_length
 
-    def _encode(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-        enc = self._require_tokenizer()(list(texts), max_length=max_length, padding="longest", truncation=True)
-        width = min(_bucket(enc["input_ids"].shape[1]), max_length)
-        pad = width - enc["input_ids"].shape[1]
-        if pad > 0:
-            pad_id = self.tokenizer.special.pad
-            enc = {k: np.pad(v, ((0, 0), (0, pad)), constant_values=pad_id if k == "input_ids" else 0)
-                   for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        return enc
+        return min(max_length or 512, max_input_length(self.config))
 
     def features(self, texts: Sequence[str], layers: str | Sequence[int] = "last", batch_size: int = 32,
                  max_length: int | None = 128) -> list[np.ndarray]:
@@ -97,33 +73,43 @@ class Pretrained:
 
         layers: one of FEATURE_CHOICES (the BERT paper's feature-based choices) or a list of
         hidden-state indices (0 = embeddings output, L = last layer) whose outputs are concatenated.
+        Batches are padded to power-of-four rows (up to batch_size) and power-of-two tokens (at least
+        32), so a session compiles a handful of shapes, not one per call (see jaxbert.inference).
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), batch_size):
-            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
-            res = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"), output_hidden_states=True)
-            feats = np.asarray(combine_layers(res.hidden_states, layers), np.float32)
-            for row, mask in zip(feats, enc["attention_mask"], strict=True):
-                out.append(row[mask.astype(bool)])
-        return out
+        from jaxbert import inference
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.features(self.config, self.params, self._require_tokenizer(), texts, layers, batch_size,
+                                  self._max_len(max_length))
 
     def embed(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False, batch_size: int = 32,
               max_length: int | None = 256) -> np.ndarray:
-        """Sentence embeddings [N, H]: pooling mean (over real tokens) | cls | max; optional L2 normalisation."""
+        """Sentence embeddings [N, H]: pooling mean (over real tokens) | cls | max; optional L2 normalisation.
+
+        Batches are padded to power-of-four rows (1, 4, 16, up to batch_size) and power-of-two tokens
+        (at least 32), so calls on 1..64 texts compile about six programs, not one per batch size.
+        """
+        from jaxbert import inference
+
         if pooling not in ("mean", "cls", "max"):
             raise JaxbertError(f"unknown pooling {pooling!r}; use mean, cls or max")
-        if isinstance(texts, str):
-            texts = [texts]
-        rows = []
-        for start in range(0, len(texts), batch_size):
-            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
-            hidden = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")).last_hidden_state
-            rows.append(np.asarray(pool(hidden, jnp.asarray(enc["attention_mask"]), pooling, normalize)))
-        if not rows:
-            return np.zeros((0, self.config.hidden_size), np.float32)
-        return np.concatenate(rows).astype(np.float32)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.embed(self.config, self.params, self._require_tokenizer(), texts, pooling, normalize,
+                               batch_size, self._max_len(max_length))
+
+    def fill_mask(self, texts: str | Sequence[str], top_k: int = 5, batch_size: int = 32,
+                  max_length: int | None = None) -> list[list[list[tuple[str, float]]]]:
+        """For each text, for each mask token in it (the tokenizer's own: [MASK], <mask>), the `top_k`
+        (token, probability) pairs, best first: `p.fill_mask(["Paris is the [MASK] of France."])[0][0]`.
+
+        Needs an MLM head (BERT, RoBERTa, ALBERT, DistilBERT, an ELECTRA generator); compiles per
+        bucket of rows and tokens, as `embed` does.
+        """
+        from jaxbert import inference
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.fill_mask(self.config, self.params, self._require_tokenizer(), texts, top_k, batch_size,
+                                   self._max_len(max_length))
 
     # ---- persistence ---------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:

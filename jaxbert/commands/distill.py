@@ -120,8 +120,14 @@ def prepare_student_init(config: Any, workdir: Path) -> Path | None:
     return process_zero_first(build)
 
 
+def distils_on_a_task(config: Any) -> bool:
+    """True when the config distils on labelled task data (objective.task="classification") instead of a corpus."""
+    return str(config.objective.get("name", "")) == "pkd" and str(config.objective.get("task", "")) == "classification"
+
+
 def run_distillation(config: Any, workdir: str | os.PathLike) -> Any:
-    """The pretraining pipeline with the student started from its teacher; returns the loop's TrainResult."""
+    """The pretraining pipeline with the student started from its teacher; returns the loop's TrainResult.
+    On a labelled task, jaxbert.finetune.distill's pipeline instead (returns a FinetuneResult)."""
     from jaxbert.commands.pretrain import run_pretraining
     from jaxbert.objectives.teacher import reuse_loaded_teachers
 
@@ -129,6 +135,10 @@ def run_distillation(config: Any, workdir: str | os.PathLike) -> Any:
     if name not in DISTILL_OBJECTIVES:
         raise ConfigError(f"config.objective.name: {name!r} is not a distillation objective; use one of "
                           f"{', '.join(DISTILL_OBJECTIVES)} (or `jaxbert pretrain` for {name})")
+    if distils_on_a_task(config):
+        from jaxbert.finetune.distill import run_task_distillation
+
+        return run_task_distillation(config, workdir)
     workdir = Path(workdir).absolute()
     with reuse_loaded_teachers():
         use_teacher_tokenizer(config)
@@ -148,6 +158,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     apply_overrides(config, getattr(args, "overrides", []))
     result = run_distillation(config, args.workdir)
+    if distils_on_a_task(config):  # fine-tuning's summary: the task's best and final eval metrics
+        print(json.dumps({"workdir": result.workdir, "task": str(config.task.name), "status": result.status,
+                          "step": result.step, "best_step": result.best_step,
+                          "best": {k: round(v, 6) for k, v in result.best.items()},
+                          "final": {k: round(v, 6) for k, v in result.final.items()},
+                          "train_rows": result.train_rows, "eval_examples": result.eval_examples}))
+        return 0
     shown = ("loss", "mlm_accuracy", "accuracy", "ce_loss", "kd_loss", "cos_loss", "pt_loss")
     summary = {"workdir": str(Path(args.workdir).absolute()), "status": result.status, "step": result.step,
                **{k: round(v, 6) for k, v in result.metrics.items() if k in shown},
