@@ -55,7 +55,7 @@ def run_cli(argv: list[str]) -> tuple[dict, float, float]:
 
 
 def experiment(workdir: Path, minilm: Path, steps: int = 150, teacher_steps: int = 150, train_rows: int = 4000,
-               eval_rows: int = 1000, batch: int = 16, seq: int = 32, lr: float = 5e-5, teacher_lr: float = 5e-5,
+               eval_rows: int = 1000, batch: int = 16, seq: int = 32, lr: float = 5e-4, teacher_lr: float = 5e-5,
                seed: int = 0) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     train = rows(SST2, workdir / "train.tsv", 0, train_rows)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-rows", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=5e-4, help="the students' learning rate (PKD and baseline)")
     parser.add_argument("--teacher-lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
