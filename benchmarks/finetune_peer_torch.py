@@ -166,13 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_size = int(args.eval_size)
 
     import jaxbert
-    from jaxbert.finetune.run import fill_schedule, prepare_data
+    from jaxbert.finetune.run import prepare_data, schedule_values
     from jaxbert.finetune.tasks import get_task
 
     config = make_config(args)
     spec = get_task(args.task)
     data = prepare_data(config, jaxbert.load(args.init).tokenizer)
-    fill_schedule(config, len(data.train))
+    config.train.update(schedule_values(config, len(data.train)))  # both sides run the same schedule
     report: dict[str, Any] = {"task": spec.name, "init": args.init, "train_rows": len(data.train),
                               "eval_examples": data.eval.num_examples, "eval_source": data.eval_source,
                               "seq_len": args.seq_len, "batch_size": args.batch_size, "lr": args.lr,

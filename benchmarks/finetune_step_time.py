@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     import jaxbert
     from jaxbert.objectives.finetune import Finetune, task_model_config
     from jaxbert.train.optim import make_optimizer
+    from jaxbert.train.spec import OptimizerSpec
     from jaxbert.train.state import TrainState
     from jaxbert.train.step import make_train_step
 
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.zero_grad()
 
     start = jaxbert.load(args.init)
-    objective = Finetune(task_model_config(start.config, "classification", 2), "classification", start.params)
-    params = objective.initial_params(jax.random.key(0))
-    tx, schedule = make_optimizer({"lr": 5e-5, "steps": 10**6, "warmup_steps": 0})
+    objective = Finetune(task_model_config(start.config, "classification", 2), "classification")
+    params = objective.initial_params(start, jax.random.key(0))
+    tx, schedule = make_optimizer(OptimizerSpec(lr=5e-5), 10**6)
     state = TrainState(jax.numpy.zeros((), jax.numpy.int32), params, tx.init(params))
     step = jax.jit(make_train_step(objective, tx, schedule), donate_argnums=(0,))
     jax_batch = {k: jax.numpy.asarray(v) for k, v in batch.items()}

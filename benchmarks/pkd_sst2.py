@@ -68,7 +68,8 @@ def experiment(workdir: Path, minilm: Path, steps: int = 150, teacher_steps: int
                                       f"--config.train.steps={teacher_steps}", f"--config.train.lr={teacher_lr}",
                                       *common])
     pkd, p_wall, p_cpu = run_cli(["distill", "--config", str(REPO / "configs/distill/pkd.py"),
-                                  "--workdir", str(workdir / "pkd"), f"--config.objective.teacher={workdir / 'teacher'}",
+                                  "--workdir", str(workdir / "pkd"),
+                                  f"--config.objective.teacher={workdir / 'teacher'}",
                                   f"--config.objective.student_init={minilm}", "--config.model.num_layers=2",
                                   f"--config.train.steps={steps}", f"--config.train.lr={lr}", *common])
     plain, f_wall, f_cpu = run_cli(["finetune", "--config", str(REPO / "configs/finetune/sst2.py"),

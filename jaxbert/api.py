@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jaxbert import formats, inference
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.model import ModelOutput, check_params, init_params
+from jaxbert.inference import FEATURE_CHOICES, combine_layers, pool
+from jaxbert.model import ModelOutput, init_params
+from jaxbert.storage import Path, path
 
-BUNDLE_FILE = "jaxbert.json"
-BUNDLE_FORMAT = "jaxbert-bundle"
-PARAMS_DIR = "params"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "spiece.model")
-
-# The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
-# (0 = embeddings output, L = last layer).
-FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four", "sum_all")
-
+__all__ = ["FEATURE_CHOICES", "Pretrained", "combine_layers", "export_hf", "init", "load", "load_tokenizer", "pool"]
 
 class Pretrained:
     """A model (config + params) with its tokenizer, callable like the reference models."""
@@ -37,7 +26,9 @@ class Pretrained:
         self.config = config
         self.params = params
         self.tokenizer = tokenizer
-        self._tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
+        self._tokenizer_dir = path(tokenizer_dir) if tokenizer_dir else None
+        self.label_names: list[str] | None = None  # a fine-tuned classifier's or tagger's labels
+        self.task_info: dict[str, Any] = {}  # a fine-tuning workdir's best model: its task.json
 
     def __repr__(self) -> str:
         return (f"Pretrained(family={self.config.family!r}, layers={self.config.num_layers}, "
@@ -50,8 +41,6 @@ class Pretrained:
         Batches run padded to power-of-two rows and tokens (at least 16), so a session compiles one
         program per such bucket rather than per shape; outputs are cut back to [B, T].
         """
-        from jaxbert import inference
-
         return inference.forward(self.config, self.params, input_ids, attention_mask, token_type_ids,
                                  output_hidden_states, pad_token_id=self.config.pad_token_id)
 
@@ -63,9 +52,7 @@ class Pretrained:
         return self.tokenizer
 
     def _max_len(self, max_length: int | None) -> int:
-        from jaxbert.inference import max_input_length
-
-        return min(max_length or 512, max_input_length(self.config))
+        return min(max_length or 512, inference.max_input_length(self.config))
 
     def features(self, texts: Sequence[str], layers: str | Sequence[int] = "last", batch_size: int = 32,
                  max_length: int | None = 128) -> list[np.ndarray]:
@@ -76,8 +63,6 @@ class Pretrained:
         Batches are padded to power-of-four rows (up to batch_size) and power-of-two tokens (at least
         32), so a session compiles a handful of shapes, not one per call (see jaxbert.inference).
         """
-        from jaxbert import inference
-
         texts = [texts] if isinstance(texts, str) else list(texts)
         return inference.features(self.config, self.params, self._require_tokenizer(), texts, layers, batch_size,
                                   self._max_len(max_length))
@@ -89,8 +74,6 @@ class Pretrained:
         Batches are padded to power-of-four rows (1, 4, 16, up to batch_size) and power-of-two tokens
         (at least 32), so calls on 1..64 texts compile about six programs, not one per batch size.
         """
-        from jaxbert import inference
-
         if pooling not in ("mean", "cls", "max"):
             raise JaxbertError(f"unknown pooling {pooling!r}; use mean, cls or max")
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -105,97 +88,17 @@ class Pretrained:
         Needs an MLM head (BERT, RoBERTa, ALBERT, DistilBERT, an ELECTRA generator); compiles per
         bucket of rows and tokens, as `embed` does.
         """
-        from jaxbert import inference
-
         texts = [texts] if isinstance(texts, str) else list(texts)
         return inference.fill_mask(self.config, self.params, self._require_tokenizer(), texts, top_k, batch_size,
                                    self._max_len(max_length))
 
     # ---- persistence ---------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write a jaxbert bundle (config + Orbax params + tokenizer files); atomic: all or nothing."""
-        import orbax.checkpoint as ocp
+        """Write a jaxbert bundle (config + Orbax params + tokenizer files), local or gs://; all or nothing.
 
-        target = Path(directory).absolute()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            (staging / BUNDLE_FILE).write_text(json.dumps(
-                {"format": BUNDLE_FORMAT, "version": 1, "model_config": self.config.to_dict()}, indent=2))
-            # A bundle is written by one process (process 0 of a multi-host run saves the best model alone):
-            # Orbax must not wait at barriers for processes that are not saving.
-            me = jax.process_index()
-            ckpt = ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
-                primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"jaxbert-bundle-{me}"))
-            ckpt.save(staging / PARAMS_DIR, jax.device_get(self.params))
-            ckpt.wait_until_finished()
-            self._save_tokenizer(staging)
-            _replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
-
-    def _save_tokenizer(self, directory: Path) -> None:
-        if self._tokenizer_dir is not None:
-            for name in TOKENIZER_FILES:
-                if (self._tokenizer_dir / name).is_file():
-                    shutil.copy2(self._tokenizer_dir / name, directory / name)
-        elif self.tokenizer is not None:
-            self.tokenizer.save(str(directory))
-
-
-def pool(hidden: jax.Array, mask: jax.Array, pooling: str, normalize: bool = False) -> jax.Array:
-    """Pool [B, T, H] hidden states over real tokens (mask 1) into [B, H]."""
-    m = mask.astype(jnp.float32)[..., None]
-    h = hidden.astype(jnp.float32)
-    if pooling == "mean":
-        out = (h * m).sum(1) / jnp.maximum(m.sum(1), 1e-9)
-    elif pooling == "max":
-        out = jnp.where(m > 0, h, -jnp.inf).max(1)
-    else:
-        out = h[:, 0]
-    if normalize:
-        out = out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
-    return out
-
-
-def combine_layers(hidden_states: Sequence[jax.Array], layers: str | Sequence[int]) -> jax.Array:
-    """Combine (embeddings, layer 1..L) hidden states per the BERT paper's feature-based choices."""
-    hs = list(hidden_states)
-    if isinstance(layers, str):
-        if layers not in FEATURE_CHOICES:
-            raise JaxbertError(f"unknown feature choice {layers!r}; use one of {', '.join(FEATURE_CHOICES)} "
-                               "or a list of layer indices")
-        if layers == "embeddings":
-            return hs[0]
-        if layers == "last":
-            return hs[-1]
-        if layers == "second_to_last":
-            return hs[-2]
-        if layers == "sum_last_four":
-            return sum(hs[-4:])
-        if layers == "concat_last_four":
-            return jnp.concatenate(hs[-4:], axis=-1)
-        return sum(hs[1:])
-    idx = list(layers)
-    bad = [i for i in idx if not -len(hs) <= i < len(hs)]
-    if bad or not idx:
-        raise JaxbertError(f"layer indices {idx} out of range: the model has hidden states 0..{len(hs) - 1}")
-    return jnp.concatenate([hs[i] for i in idx], axis=-1)
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Move a finished staging dir onto target; an existing target is replaced only after the new one is whole."""
-    if target.exists():
-        if not (target / BUNDLE_FILE).is_file() and any(target.iterdir()):
-            raise JaxbertError(f"{target} exists and is not a jaxbert bundle; choose an empty or new directory")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
+        Saving over an existing bundle replaces it; any other non-empty directory is refused."""
+        return formats.write_bundle(directory, self.config, self.params, tokenizer_dir=self._tokenizer_dir,
+                                    tokenizer=self.tokenizer)
 
 
 # ---- entry points ------------------------------------------------------------------
@@ -206,65 +109,30 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
     return _load(str(path))
 
 
-def _find_tokenizer(path: Path) -> Any:
+def _find_tokenizer(directory: Path | None) -> Any:
     from jaxbert.tokenize import find_tokenizer
 
-    return find_tokenizer(str(path))
+    return find_tokenizer(directory) if directory is not None else None
 
 
-def _load_bundle(path: Path) -> Pretrained:
-    import orbax.checkpoint as ocp
-
-    try:
-        meta = json.loads((path / BUNDLE_FILE).read_text())
-        config = ModelConfig.from_dict(meta["model_config"])
-    except (OSError, ValueError, KeyError) as e:
-        raise JaxbertError(f"{path / BUNDLE_FILE} is unreadable or corrupt ({e}); re-save the bundle") from e
-    if not (path / PARAMS_DIR).is_dir():
-        raise JaxbertError(f"{path} has no {PARAMS_DIR}/ directory; the bundle is incomplete, re-save it")
-    from jaxbert.model import param_shapes
-
-    try:
-        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), param_shapes(config))
-        params = ocp.StandardCheckpointer().restore((path / PARAMS_DIR).absolute(), abstract)
-    except Exception as e:  # orbax raises many types for damaged files; all mean the same to a user
-        raise JaxbertError(f"cannot read the params of bundle {path}: {str(e).splitlines()[0]}; "
-                           "the bundle is corrupt or does not match its config") from e
-    check_params(config, params, source=str(path))
-    return Pretrained(config, params, _find_tokenizer(path), tokenizer_dir=path)
+def _pretrained(loaded: formats.LoadedModel) -> Pretrained:
+    tokenizer = loaded.tokenizer if loaded.tokenizer is not None else _find_tokenizer(loaded.tokenizer_dir)
+    model = Pretrained(loaded.config, loaded.params, tokenizer, tokenizer_dir=loaded.tokenizer_dir)
+    model.label_names = loaded.label_names
+    model.task_info = loaded.task_info
+    return model
 
 
-def load(path: str | os.PathLike) -> Pretrained:
-    """Open a jaxbert bundle, a training workdir (its latest checkpoint) or a Hugging Face save_pretrained dir."""
-    p = Path(path)
-    if not p.exists():
-        raise JaxbertError(f"no such checkpoint path: {p}")
-    if (p / BUNDLE_FILE).is_file():
-        return _load_bundle(p)
-    from jaxbert.interop import hf
+def load(path: str | os.PathLike, part: str | None = None,
+         config: str | os.PathLike | ModelConfig | None = None) -> Pretrained:
+    """Open a jaxbert bundle, a training workdir (its latest checkpoint), a Hugging Face save_pretrained dir
+    (local or gs://) or a Google TensorFlow checkpoint (BERT, ALBERT, ELECTRA: its directory, prefix or .index).
 
-    if hf.is_hf_dir(p):
-        from jaxbert.interop import hf_tasks
-
-        if hf_tasks.hf_task_of(p):  # a fine-tuned *ForSequenceClassification / QA / TokenClassification
-            config, params = hf_tasks.load_hf_task(p)
-            model = Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
-            model.label_names = hf_tasks.label_names_of(p)
-            return model
-        config, params = hf.load_hf(p)
-        return Pretrained(config, params, _find_tokenizer(p), tokenizer_dir=p)
-    from jaxbert.finetune.best import BEST_DIR, load_best
-
-    if (p / BEST_DIR / BUNDLE_FILE).is_file():  # a fine-tuning workdir: its best model, not its last step
-        return load_best(p)
-    from jaxbert.train.checkpoint import is_workdir, load_model_from_workdir
-
-    if is_workdir(p):
-        config, params, tok_dir = load_model_from_workdir(p)
-        tokenizer = _find_tokenizer(Path(tok_dir)) if tok_dir else None
-        return Pretrained(config, params, tokenizer, tokenizer_dir=tok_dir)
-    raise JaxbertError(f"{p} is neither a jaxbert bundle ({BUNDLE_FILE}), a Hugging Face directory "
-                       "(config.json + model.safetensors) nor a training workdir")
+    part: which model of a checkpoint that holds two: ELECTRA's "discriminator" (the default) or "generator",
+    in a training workdir or a TF checkpoint. config: the architecture of a TF checkpoint with no config file
+    beside it (ELECTRA's releases): a preset name, a ModelConfig or a config.json path.
+    """
+    return _pretrained(formats.open_model(path, part=part, config=config))
 
 
 def init(model: str | ModelConfig | dict, seed: int = 0, tokenizer: str | os.PathLike | None = None) -> Pretrained:
@@ -275,15 +143,15 @@ def init(model: str | ModelConfig | dict, seed: int = 0, tokenizer: str | os.Pat
 
 
 def export_hf(p: Pretrained, directory: str | os.PathLike) -> Path:
-    """Write a Hugging Face directory (config.json + model.safetensors + tokenizer files) transformers loads."""
-    from jaxbert.interop import hf
+    """Write a Hugging Face directory (config.json + model.safetensors + tokenizer files) transformers loads;
+    a fine-tuned model becomes the matching *For{SequenceClassification,QuestionAnswering,...} model."""
+    import contextlib
+    import tempfile
 
-    if p.config.task:  # a fine-tuned model: the matching *For{SequenceClassification,QuestionAnswering,...}
-        from jaxbert.interop import hf_tasks
-
-        out = Path(hf_tasks.export_hf_task(p.config, jax.device_get(p.params), directory,
-                                           label_names=getattr(p, "label_names", None)))
-    else:
-        out = Path(hf.export_hf(p.config, jax.device_get(p.params), directory))
-    p._save_tokenizer(out)
-    return out
+    with contextlib.ExitStack() as stack:
+        tokenizer_dir = p._tokenizer_dir
+        if tokenizer_dir is None and p.tokenizer is not None:  # a tokenizer object: its files via save()
+            tokenizer_dir = stack.enter_context(tempfile.TemporaryDirectory())
+            p.tokenizer.save(tokenizer_dir)
+        return formats.export_hf(directory, p.config, jax.device_get(p.params), tokenizer_dir=tokenizer_dir,
+                                 label_names=p.label_names)

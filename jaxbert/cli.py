@@ -12,10 +12,11 @@ COMMANDS = {
     "distill": "Distil a student from a teacher (DistilBERT, Patient KD) from a config.",
     "finetune": "Fine-tune on a task (GLUE, SQuAD, CoNLL-2003) from a config.",
     "embed": "Write sentence embeddings of a text file (one text a line) to .npy.",
-    "convert": "Convert a checkpoint between jaxbert bundles and Hugging Face directories.",
+    "convert": "Convert a checkpoint (bundle, workdir, HF dir, Google TF checkpoint) to a bundle or HF dir.",
     "eval": "Evaluate a checkpoint on a task's data; prints one JSON line of metrics.",
     "bench": "Benchmark a train step; prints one JSON line.",
     "vocab": "Train a WordPiece, byte-level BPE or SentencePiece vocabulary on a corpus.",
+    "compile": "Compile a config's train step for a TPU topology (libtpu, no TPU needed); prints one JSON line.",
     "fill-mask": "Print the most likely tokens for each mask token of a text (models with an MLM head).",
 }
 # Module names of commands whose name is not a Python identifier.
@@ -83,26 +84,41 @@ def config_overrides(extra: list[str]) -> tuple[list[str], list[str]]:
     return overrides, unknown
 
 
-# Path-valued config overrides that would otherwise be read as local paths named "gs:/...".
+# Path-valued config overrides: checked like path flags before a command runs.
 PATH_OVERRIDES = ("init", "data.corpus", "data.eval_corpus", "data.train", "data.eval", "data.tokenizer",
                   "data.data_dir", "objective.teacher")
 
 
-def url_path_error(args: argparse.Namespace) -> str | None:
-    """A one-line error for a URL (gs://, s3://, ...) given where a local path is needed, else None.
-
-    pathlib would quietly turn "gs://bucket/run" into a local folder "gs:/bucket/run"."""
+def _named_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(flag, value) of every string flag and path override of the command line (lists split at commas)."""
     flags = getattr(args, "flags", {})
-    named = [(flags.get(dest, f"--{dest}"), value) for dest, value in vars(args).items()
-             if isinstance(value, str) and dest != "command"]
+    named: list[tuple[str, str]] = []
+    for dest, value in vars(args).items():
+        if dest in ("command", "flags", "overrides"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        named += [(flags.get(dest, f"--{dest}"), v) for v in values if isinstance(v, str)]
     for override in args.overrides:
         key, _, value = override[len("--config."):].partition("=")
         if key in PATH_OVERRIDES:
-            named.append((f"--config.{key}", value))
-    for flag, value in named:
-        if value and "://" in value:
-            return (f"{flag}={value}: URL paths are not supported; give a path every host sees, e.g. the bucket "
-                    "mounted with gcsfuse (/mnt/gcs/...) or a shared filesystem")
+            named += [(f"--config.{key}", v.strip("()[]'\" ")) for v in value.split(",") if v.strip("()[]'\" ")]
+    return named
+
+
+def path_error(args: argparse.Namespace) -> str | None:
+    """A one-line error for a path the command cannot use, found before anything is written: a URL of a scheme
+    jaxbert does not read, or a gs:// bucket that does not exist or refuses this account."""
+    from jaxbert import storage
+
+    for flag, value in _named_paths(args):
+        if "://" in value and not storage.is_url(value):
+            return f"{flag}={value}: unsupported URL scheme; jaxbert reads local paths and gs://bucket/... URLs"
+    for flag, value in _named_paths(args):
+        if storage.is_url(value):
+            try:
+                storage.check_access(value, what=flag)
+            except storage.StorageError as e:
+                return str(e)
     return None
 
 
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
               f"so there is nothing to override; drop the --config.* flags (they belong to {takers})",
               file=sys.stderr)
         return 2
-    if (problem := url_path_error(args)) is not None:
+    if (problem := path_error(args)) is not None:
         print(f"jaxbert {args.command}: error: {problem}", file=sys.stderr)
         return 1
     from jaxbert.errors import JaxbertError

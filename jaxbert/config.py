@@ -9,13 +9,13 @@ from typing import Any
 
 from jaxbert.errors import JaxbertError
 
-FAMILIES = ("bert", "roberta", "albert", "electra", "distilbert")
+FAMILIES = ("bert", "roberta", "albert", "electra", "distilbert", "xlnet")
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 SHARING_MODES = ("none", "all", "attention", "ffn")
-ATTENTION_KERNELS = ("xla", "dot_product", "cudnn")
+ATTENTION_KERNELS = ("xla", "dot_product", "cudnn", "splash")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 DTYPES = ("float32", "bfloat16", "float16")
-HEADS = ("mlm", "nsp", "sop", "rtd")
+HEADS = ("mlm", "nsp", "sop", "rtd", "lm")
 TASKS = ("", "classification", "span", "token")
 
 # How each family's reference *ForSequenceClassification head reads the encoder output.
@@ -25,6 +25,7 @@ CLASSIFIER_INPUT = {
     "roberta": "dense_tanh",  # h[<s>] -> dense -> tanh -> linear
     "electra": "dense_gelu",  # h[CLS] -> dense -> gelu -> linear
     "distilbert": "dense_relu",  # h[CLS] -> dense -> relu -> linear
+    "xlnet": "last_dense_tanh",  # h[last real token] -> dense -> tanh -> linear (XLNet's sequence summary)
 }
 
 # The pretraining heads each family's reference model (transformers *ForPreTraining / *ForMaskedLM) holds.
@@ -34,6 +35,7 @@ DEFAULT_HEADS = {
     "albert": ("mlm", "sop"),
     "electra": ("rtd",),
     "distilbert": ("mlm",),
+    "xlnet": ("lm",),  # XLNetLMHeadModel: the tied decoder plus a bias, no transform
 }
 
 
@@ -51,6 +53,11 @@ class ModelConfig:
     `head_act` "" means "same as hidden_act" (RoBERTa's and ELECTRA's generator heads use gelu).
     `task` adds a fine-tuning head: "classification" (num_labels classes; 1 = regression), "span"
     (start/end logits for extractive QA) or "token" (num_labels tags per token).
+
+    XLNet (family "xlnet") has no position table: `max_position_embeddings` is only the longest input the
+    checks accept. `bi_data` gives the second half of a batch backward relative positions (XLNet's
+    bidirectional input pipeline; the batch must be even), `clamp_len` > 0 clamps relative distances, and
+    `mem_len` is how many past hidden states a forward pass with memory keeps (0: all of them).
     """
 
     family: str = "bert"
@@ -81,6 +88,9 @@ class ModelConfig:
     attention_kernel: str = "xla"
     remat: str = "none"
     scan_layers: bool = True
+    bi_data: bool = False
+    clamp_len: int = -1
+    mem_len: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))
@@ -163,6 +173,30 @@ class ModelConfig:
             bad("pooler", f"{self.family} classifies from the pooled output; set pooler=True")
         if not 0.0 <= self.classifier_dropout < 1.0:
             bad("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
+        if self.mem_len < 0:
+            bad("mem_len", f"must be >= 0 (0 keeps every past state), got {self.mem_len}")
+        self._validate_family_heads(bad)
+
+    def _validate_family_heads(self, bad) -> None:
+        """XLNet's tied LM head is its own; the BERT-style heads and layouts are not XLNet's."""
+        if self.family != "xlnet":
+            if "lm" in self.heads:
+                bad("heads", "the 'lm' head is XLNet's; BERT-family models predict tokens with 'mlm'")
+            if self.bi_data or self.mem_len:
+                bad("bi_data" if self.bi_data else "mem_len", "only XLNet has relative positions and memory")
+            return
+        if set(self.heads) - {"lm"}:
+            bad("heads", f"an XLNet model holds only the 'lm' head, got {list(self.heads)}")
+        if self.pooler:
+            bad("pooler", "XLNet has no pooler (its classifier summarises the last token); set pooler=False")
+        if self.has_projection:
+            bad("embedding_size", "XLNet has no factorized embeddings; set embedding_size=0")
+        if self.sharing != "none":
+            bad("sharing", "XLNet shares no layers; set sharing='none'")
+        if self.position_offset:
+            bad("position_offset", "XLNet has no position table; set position_offset=0")
+        if self.hidden_size % 2:
+            bad("hidden_size", f"XLNet's sinusoidal relative encodings need an even size, got {self.hidden_size}")
 
     # ---- (de)serialisation ----------------------------------------------------------
     def replace(self, **changes: Any) -> ModelConfig:
@@ -216,6 +250,12 @@ def _electra(layers: int, hidden: int, heads: int, embedding: int, generator: bo
                        head_act="gelu" if generator else "")
 
 
+def _xlnet(layers: int, hidden: int, heads: int) -> ModelConfig:
+    # Yang et al. 2019: BERT's shapes; the released vocabulary (32000 SentencePiece ids, <pad> = 5).
+    return ModelConfig(family="xlnet", vocab_size=32000, num_layers=layers, hidden_size=hidden, num_heads=heads,
+                       intermediate_size=4 * hidden, pad_token_id=5, pooler=False, heads=DEFAULT_HEADS["xlnet"])
+
+
 PRESETS: dict[str, ModelConfig] = {
     # Compact BERTs (Turc et al. 2019, "Well-Read Students Learn Better").
     "bert-tiny": _bert(2, 128, 2),
@@ -243,6 +283,9 @@ PRESETS: dict[str, ModelConfig] = {
     # Sanh et al. 2019.
     "distilbert-base": ModelConfig(family="distilbert", num_layers=6, type_vocab_size=0, pooler=False,
                                    heads=DEFAULT_HEADS["distilbert"]),
+    # Yang et al. 2019.
+    "xlnet-base": _xlnet(12, 768, 12),
+    "xlnet-large": _xlnet(24, 1024, 16),
 }
 
 

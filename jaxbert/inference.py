@@ -14,6 +14,7 @@ the same config.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -24,12 +25,15 @@ import numpy as np
 
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
-from jaxbert.model import EncoderModel, ModelOutput
+from jaxbert.model import ModelOutput, build_model
 
 MIN_LENGTH_BUCKET = 16  # p(...): tokens padded to a power of two >= 16
 TEXT_MIN_LENGTH = 32  # encoded texts: a power of two >= 32 (short texts are cheap; fewer shapes matter more)
 TEXT_ROW_BASE = 4  # encoded texts: rows padded to a power of four (1, 4, 16, ...) up to batch_size
 INPUT_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+# The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
+# (0 = embeddings output, L = last layer).
+FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four", "sum_all")
 
 
 # ---- buckets ----------------------------------------------------------------------------------
@@ -61,39 +65,76 @@ def pad_inputs(arrays: dict[str, np.ndarray], rows: int, length: int, pad_id: in
     return out
 
 
+# ---- pooling and layer choices (pure jnp) ------------------------------------------------------
+def pool(hidden: jax.Array, mask: jax.Array, pooling: str, normalize: bool = False) -> jax.Array:
+    """Pool [B, T, H] hidden states over real tokens (mask 1) into [B, H]."""
+    m = mask.astype(jnp.float32)[..., None]
+    h = hidden.astype(jnp.float32)
+    if pooling == "mean":
+        out = (h * m).sum(1) / jnp.maximum(m.sum(1), 1e-9)
+    elif pooling == "max":
+        out = jnp.where(m > 0, h, -jnp.inf).max(1)
+    else:
+        out = h[:, 0]
+    if normalize:
+        out = out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    return out
+
+
+def combine_layers(hidden_states: Sequence[jax.Array], layers: str | Sequence[int]) -> jax.Array:
+    """Combine (embeddings, layer 1..L) hidden states per the BERT paper's feature-based choices."""
+    hs = list(hidden_states)
+    if isinstance(layers, str):
+        if layers not in FEATURE_CHOICES:
+            raise JaxbertError(f"unknown feature choice {layers!r}; use one of {', '.join(FEATURE_CHOICES)} "
+                               "or a list of layer indices")
+        if layers == "embeddings":
+            return hs[0]
+        if layers == "last":
+            return hs[-1]
+        if layers == "second_to_last":
+            return hs[-2]
+        if layers == "sum_last_four":
+            return sum(hs[-4:])
+        if layers == "concat_last_four":
+            return jnp.concatenate(hs[-4:], axis=-1)
+        return sum(hs[1:])
+    idx = list(layers)
+    bad = [i for i in idx if not -len(hs) <= i < len(hs)]
+    if bad or not idx:
+        raise JaxbertError(f"layer indices {idx} out of range: the model has hidden states 0..{len(hs) - 1}")
+    return jnp.concatenate([hs[i] for i in idx], axis=-1)
+
+
 # ---- jitted programs (one compile per config, bucket shape and option) ----------------------
 @functools.partial(jax.jit, static_argnames=("config", "output_hidden_states"))
 def _forward(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-             token_type_ids: jax.Array, output_hidden_states: bool) -> ModelOutput:
-    return EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+             token_type_ids: jax.Array | None, output_hidden_states: bool) -> ModelOutput:
+    return build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
                                       deterministic=True, output_hidden_states=output_hidden_states)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "pooling", "normalize"))
 def _embed(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-           token_type_ids: jax.Array, pooling: str, normalize: bool) -> jax.Array:
-    from jaxbert.api import pool
-
-    out = EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+           token_type_ids: jax.Array | None, pooling: str, normalize: bool) -> jax.Array:
+    out = build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
                                      deterministic=True, heads=())
     return pool(out.last_hidden_state, attention_mask, pooling, normalize)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layers"))
 def _features(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-              token_type_ids: jax.Array, layers: str | tuple[int, ...]) -> jax.Array:
-    from jaxbert.api import combine_layers
-
-    out = EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+              token_type_ids: jax.Array | None, layers: str | tuple[int, ...]) -> jax.Array:
+    out = build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
                                      deterministic=True, output_hidden_states=True, heads=())
     return combine_layers(out.hidden_states, layers).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "top_k"))
 def _mask_top_k(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-                token_type_ids: jax.Array, positions: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
+                token_type_ids: jax.Array | None, positions: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
     """(probabilities, ids) [B, P, top_k] of the MLM softmax over the whole vocabulary at `positions` [B, P]."""
-    out = EncoderModel(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+    out = build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
                                      deterministic=True, masked_positions=positions, heads=("mlm",))
     probs = jax.nn.softmax(out.logits["mlm"].astype(jnp.float32), axis=-1)
     return jax.lax.top_k(probs, top_k)
@@ -116,17 +157,19 @@ def forward(config: ModelConfig, params: Any, input_ids: Any, attention_mask: An
     _check_length(config, t)
     arrays = {"input_ids": ids,
               "attention_mask": np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask),
-              "token_type_ids": np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)}
+              # No segments given: None, not zeros (XLNet then adds no segment term, as transformers does).
+              **({} if token_type_ids is None else {"token_type_ids": np.asarray(token_type_ids)})}
     rows, length = bucket(b), bucket(t, max_input_length(config), MIN_LENGTH_BUCKET)
     padded = pad_inputs(arrays, rows, length, pad_token_id)
-    out = _forward(config, params, padded["input_ids"], padded["attention_mask"], padded["token_type_ids"],
+    out = _forward(config, params, padded["input_ids"], padded["attention_mask"], padded.get("token_type_ids"),
                    output_hidden_states)
     if (rows, length) == (b, t):
         return out
-    # Cutting on device costs a small slice per new shape, not a model compile.
-    per_token = {"mlm", "rtd", "span", "token"}
-    return ModelOutput(
-        last_hidden_state=out.last_hidden_state[:b, :t],
+    # Cutting on device costs a small slice per new shape, not a model compile. replace() keeps the output's
+    # class (XLNet's adds fields, None here: p(...) passes no memory or target mapping).
+    per_token = {"mlm", "lm", "rtd", "span", "token"}
+    return dataclasses.replace(
+        out, last_hidden_state=out.last_hidden_state[:b, :t],
         pooler_output=None if out.pooler_output is None else out.pooler_output[:b],
         hidden_states=None if out.hidden_states is None else tuple(h[:b, :t] for h in out.hidden_states),
         logits={k: v[:b, :t] if k in per_token else v[:b] for k, v in out.logits.items()})
@@ -150,7 +193,6 @@ def encoded_chunks(tokenizer: Any, config: ModelConfig, texts: Sequence[str], ba
         enc = tokenizer(list(texts[start:start + batch_size]), max_length=max_length, padding="longest",
                         truncation=True)
         enc = {k: v for k, v in enc.items() if k in INPUT_FIELDS}
-        enc.setdefault("token_type_ids", np.zeros_like(enc["input_ids"]))
         b, t = enc["input_ids"].shape
         length = bucket(t, max_length, TEXT_MIN_LENGTH)
         rows = bucket(b, batch_size, base=TEXT_ROW_BASE)
@@ -161,7 +203,7 @@ def encoded_chunks(tokenizer: Any, config: ModelConfig, texts: Sequence[str], ba
 def embed(config: ModelConfig, params: Any, tokenizer: Any, texts: Sequence[str], pooling: str, normalize: bool,
           batch_size: int, max_length: int) -> np.ndarray:
     """Sentence embeddings [N, H] (float32)."""
-    rows = [np.asarray(_embed(config, params, *(c.arrays[k] for k in INPUT_FIELDS), pooling, normalize))[:c.rows]
+    rows = [np.asarray(_embed(config, params, *(c.arrays.get(k) for k in INPUT_FIELDS), pooling, normalize))[:c.rows]
             for c in encoded_chunks(tokenizer, config, texts, batch_size, max_length)]
     if not rows:
         return np.zeros((0, config.hidden_size), np.float32)
@@ -174,7 +216,7 @@ def features(config: ModelConfig, params: Any, tokenizer: Any, texts: Sequence[s
     layers = layers if isinstance(layers, str) else tuple(int(i) for i in layers)
     out: list[np.ndarray] = []
     for c in encoded_chunks(tokenizer, config, texts, batch_size, max_length):
-        feats = np.asarray(_features(config, params, *(c.arrays[k] for k in INPUT_FIELDS), layers))
+        feats = np.asarray(_features(config, params, *(c.arrays.get(k) for k in INPUT_FIELDS), layers))
         for row, mask in zip(feats[:c.rows], c.attention_mask, strict=True):
             out.append(row[:mask.shape[0]][mask.astype(bool)])
     return out
@@ -204,7 +246,7 @@ def fill_mask_ids(config: ModelConfig, params: Any, tokenizer: Any, texts: Seque
         positions = np.zeros((ids.shape[0], slots), np.int32)
         for r, found in enumerate(where):
             positions[r, :len(found)] = found
-        probs, top = _mask_top_k(config, params, *(c.arrays[k] for k in INPUT_FIELDS), positions, top_k)
+        probs, top = _mask_top_k(config, params, *(c.arrays.get(k) for k in INPUT_FIELDS), positions, top_k)
         probs, top = np.asarray(probs), np.asarray(top)
         for r, found in enumerate(where):
             results.append([[(int(top[r, j, i]), float(probs[r, j, i])) for i in range(top_k)]

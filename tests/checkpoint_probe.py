@@ -19,6 +19,7 @@ from jaxbert.parallel import bytes_per_device, create_mesh
 from jaxbert.train.checkpoint import Checkpointer, checkpoint_meta
 from jaxbert.train.optim import make_optimizer
 from jaxbert.train.sharded import init_state, state_layout
+from jaxbert.train.spec import OptimizerSpec
 from jaxbert.train.state import TrainState
 
 MODEL = {"preset": "bert-tiny", "vocab_size": 256, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128,
@@ -28,7 +29,7 @@ CONFIG = ml_collections.ConfigDict({"model": MODEL, "objective": {"name": "mlm",
 
 def _setup(mesh_spec: dict):
     objective = build_objective(CONFIG)
-    tx, _ = make_optimizer({"lr": 1e-3, "steps": 10})
+    tx, _ = make_optimizer(OptimizerSpec(lr=1e-3), 10)
     mesh = create_mesh(mesh_spec)
     return objective, tx, state_layout(objective, tx, mesh)
 

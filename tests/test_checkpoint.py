@@ -14,17 +14,10 @@ import numpy as np
 import pytest
 from train_stub import Regression, data_stream, train_config
 
+from jaxbert.formats import CHECKPOINT_DIR, is_workdir, latest_complete_step, read_workdir
 from jaxbert.objectives.base import build_objective
 from jaxbert.objectives.mlm import MaskedLM
-from jaxbert.train.checkpoint import (
-    CHECKPOINT_DIR,
-    Checkpointer,
-    CheckpointError,
-    checkpoint_meta,
-    is_workdir,
-    latest_complete_step,
-    load_model_from_workdir,
-)
+from jaxbert.train.checkpoint import Checkpointer, CheckpointError, checkpoint_meta
 from jaxbert.train.loop import train
 from jaxbert.train.state import TrainState
 
@@ -130,17 +123,17 @@ def test_load_model_from_workdir_returns_the_exported_subtree(tmp_path):
     ckpt.save(TrainState(jax.numpy.asarray(3), params, {}), checkpoint_meta(objective, {"seed": 0}))
     ckpt.close()
     assert is_workdir(tmp_path)
-    config, loaded, tokenizer_dir = load_model_from_workdir(tmp_path)
-    assert config == objective.model_config and tokenizer_dir is None
-    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, params["student"])
+    loaded = read_workdir(tmp_path)
+    assert loaded.config == objective.model_config and loaded.tokenizer_dir is None
+    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params, params["student"])
 
 
 def test_damaged_or_missing_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(CheckpointError, match="has no checkpoints/ directory"):
-        load_model_from_workdir(tmp_path)
+        read_workdir(tmp_path)
     (tmp_path / CHECKPOINT_DIR).mkdir()
     with pytest.raises(CheckpointError, match="holds no complete checkpoint yet"):
-        load_model_from_workdir(tmp_path)
+        read_workdir(tmp_path)
     train(train_config(steps=4), tmp_path, Regression(), data_stream(8))
     for f in (tmp_path / CHECKPOINT_DIR / "4" / "params").rglob("*"):
         if f.is_file() and f.parent.name == "d":

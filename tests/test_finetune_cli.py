@@ -19,9 +19,9 @@ import transformers
 
 import jaxbert
 from jaxbert import cli
-from jaxbert.finetune.best import BEST_DIR, read_task_info
 from jaxbert.finetune.predict import predict_logits
 from jaxbert.finetune.tasks import EncodeOptions, encode_task, get_task, read_task_file
+from jaxbert.formats import BEST_DIR, read_task_info
 from jaxbert.train.metrics import read_metrics
 from tests.finetune_fixtures import conll_sentences, head_lines, squad_subset, tiny_pretrained
 

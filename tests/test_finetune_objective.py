@@ -95,8 +95,8 @@ def test_initial_params_copy_the_encoder_and_add_a_fresh_head():
     pretrained = jaxbert.Pretrained(TINY, jax.tree_util.tree_map(lambda s: rng.normal(size=s.shape).astype(np.float32),
                                                                   param_shapes(TINY)))
     cfg = task_model_config(TINY, "classification", 2)
-    objective = Finetune(cfg, "classification", pretrained.params)
-    params = objective.initial_params(jax.random.key(0))
+    objective = Finetune(cfg, "classification")
+    params = objective.initial_params(pretrained, jax.random.key(0))
     assert set(params) == {"embeddings", "encoder", "pooler", "task_head"}
     for name in ("embeddings", "encoder", "pooler"):
         for a, b in zip(jax.tree_util.tree_leaves(params[name]), jax.tree_util.tree_leaves(pretrained.params[name]),

@@ -15,12 +15,13 @@ import transformers
 import jaxbert
 from jaxbert.objectives.finetune import Finetune
 from jaxbert.train.optim import make_optimizer
+from jaxbert.train.spec import OptimizerSpec
 from jaxbert.train.state import TrainState
 from jaxbert.train.step import make_train_step
 
 STEPS = 4
-OPTS = {"lr": 1e-3, "steps": STEPS, "warmup_steps": 1, "schedule": "linear", "b1": 0.9, "b2": 0.999, "eps": 1e-6,
-        "weight_decay": 0.01, "clip_norm": 1.0}
+OPTS = OptimizerSpec(lr=1e-3, warmup_steps=1, schedule="linear", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
+                     clip_norm=1.0)
 
 
 def _torch_model(kind: str) -> transformers.PreTrainedModel:
@@ -72,14 +73,14 @@ def test_train_steps_match_transformers_and_torch(kind: str, tmp_path: Path) -> 
     model.save_pretrained(tmp_path)
     start = jaxbert.load(tmp_path)  # the same initial weights, task head included
     objective = Finetune(start.config, kind)
-    tx, schedule = make_optimizer(OPTS)
+    tx, schedule = make_optimizer(OPTS, STEPS)
     state = TrainState(jax.numpy.zeros((), jax.numpy.int32), start.params, tx.init(start.params))
     step = jax.jit(make_train_step(objective, tx, schedule))
 
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=OPTS["lr"], eps=1e-6)
+                                  lr=OPTS.lr, eps=1e-6)
     sched = transformers.get_linear_schedule_with_warmup(optimizer, 1, STEPS)
     model.train()
     for batch in _batches(kind):

@@ -289,3 +289,101 @@ def test_whole_word_masking_selects_whole_words_only(wikitext_batch):
     assert multi_piece_chosen > 0, "whole-word masking never chose a multi-piece word"
     # Skipping words that overshoot and filling with later ones reaches BERT's exact count on real text.
     assert rows_at_budget >= 0.99 * 3 * ids.shape[0]
+
+
+# ---- ALBERT n-gram masking ----------------------------------------------------------------------------
+
+
+def _one_run_rows(rows: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """maskable [B, T]: one contiguous run per row (after [CLS], before [SEP]); word starts: ~1.3 pieces/word."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(32, length + 1, rows)
+    positions = np.arange(length)[None, :]
+    maskable = (positions >= 1) & (positions < lengths[:, None] - 1)
+    starts = rng.random((rows, length)) < 0.75
+    return maskable, starts
+
+
+def test_ngram_span_lengths_follow_one_over_n_within_six_sigma():
+    """ALBERT (Lan et al. 2020, 4.1): p(n) = (1/n) / sum_k 1/k, n <= 3, as its reference code's pvals.
+
+    Every span the masker cuts a row into is counted with its drawn length, the row's last one too (a
+    row's span count is a stopping time, so by Wald's identity each length's expected count is p(n) times
+    the expected span count: no finite-row bias). Between two span starts lie exactly the drawn words.
+    """
+    from jaxbert.data.masking import ngram_probabilities, ngram_spans
+
+    maskable, starts = _one_run_rows(1024, 512, seed=3)
+    counts = np.zeros(3)
+    spans_fn = jax.jit(ngram_spans, static_argnums=3)
+    for seed in range(4):
+        span_starts, lengths = (np.asarray(x) for x in spans_fn(jax.random.key(seed), maskable, starts, 3))
+        assert not (span_starts & ~maskable).any() and ((lengths > 0) == span_starts).all()
+        counts += np.bincount(lengths[span_starts], minlength=4)[1:]
+        # Observed words between consecutive span starts == the drawn length (all but each row's last span).
+        word_index = np.cumsum(maskable & (starts | ~np.pad(maskable[:, :-1], ((0, 0), (1, 0)))), axis=1) - 1
+        for b in range(0, 1024, 97):
+            at = np.flatnonzero(span_starts[b])
+            np.testing.assert_array_equal(np.diff(word_index[b, at]), lengths[b, at[:-1]])
+    total = counts.sum()
+    assert total > 400_000
+    want = np.asarray(ngram_probabilities(3))
+    np.testing.assert_allclose(want, np.array([6, 3, 2]) / 11)
+    for n in range(3):
+        lo, hi = binomial_bounds(int(total), want[n])
+        assert lo <= counts[n] / total <= hi, (n + 1, counts[n] / total, want[n])
+
+
+def test_ngram_masking_masks_whole_spans_of_whole_words_within_berts_budget(wikitext_batch):
+    from jaxbert.data.masking import num_to_predict, select_ngrams
+
+    ids, starts, attention = wikitext_batch
+    maskable = ~np.isin(ids, SPECIALS) & (attention > 0)
+    num = np.asarray(num_to_predict(jnp.asarray(maskable), 0.15, 20))
+    np.testing.assert_array_equal(num, [bert_count(int(n)) for n in maskable.sum(1)])
+    multi_word = at_budget = 0
+    select = jax.jit(select_ngrams, static_argnums=4)
+    for seed in range(2):
+        selected, span_starts, _ = (np.asarray(x) for x in select(jax.random.key(seed), maskable, starts, num, 3))
+        out = jax.tree.map(np.asarray, mask_tokens(jax.random.key(seed), ids, bert_config(whole_word=True,
+                           max_ngram=3), attention_mask=attention, word_starts=starts))
+        assert not (out.weights.astype(bool) & ~maskable).any()
+        for b in range(ids.shape[0]):
+            count = int(selected[b].sum())
+            assert count <= num[b]
+            at_budget += count == num[b]
+            assert int(out.weights[b].sum()) <= num[b]
+            for word in words_of(maskable[b], starts[b]):
+                flags = selected[b, word]
+                assert flags.all() or not flags.any(), f"row {b}: word {word} split"
+            spans = words_of(maskable[b], span_starts[b])  # a span: its start token to the next span start
+            for span in spans:
+                flags = selected[b, span]
+                assert flags.all() or not flags.any(), f"row {b}: span {span} partly masked"
+                multi_word += int(flags.all() and starts[b, span].sum() > 1)
+    assert multi_word > 0
+    assert at_budget >= 0.99 * 2 * ids.shape[0]  # BERT's exact count in tokens, as whole-word masking reaches
+
+
+def test_ngram_masking_of_tokens_when_whole_word_is_off():
+    """ALBERT's do_whole_word_mask=False: the n-gram units are single tokens."""
+    ids, attention = random_batch(rows=64)
+    out = jax.tree.map(np.asarray, mask_tokens(jax.random.key(0), ids, bert_config(max_ngram=3),
+                                               attention_mask=attention))
+    maskable = ~np.isin(ids, SPECIALS) & (attention > 0)
+    np.testing.assert_array_equal(out.weights.sum(1), [bert_count(int(n)) for n in maskable.sum(1)])
+    runs = [np.diff(np.flatnonzero(np.diff(np.r_[0, row, 0]))) [::2] for row in out.weights.astype(int)]
+    assert max(r.max() for r in runs if len(r)) >= 2  # adjacent tokens masked together: spans, not single picks
+
+
+@pytest.mark.parametrize("name", ["pretrain/albert_base.py", "pretrain/albert_xxlarge.py", "smoke/albert.py"])
+def test_albert_configs_mask_ngrams_of_whole_words(name, minilm_dir):
+    from jaxbert.config import resolve_model_config
+    from jaxbert.objectives.masking_setup import masking_from_options
+    from jaxbert.train.experiment import load_config
+
+    config = load_config(f"configs/{name}")
+    tok = load_tokenizer(minilm_dir)
+    model = resolve_model_config({"preset": "albert-base", "vocab_size": tok.vocab_size})
+    masking, tables = masking_from_options(config.objective, model, tok, data=config.data)
+    assert masking.max_ngram == 3 and masking.whole_word and tables is not None

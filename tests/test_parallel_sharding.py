@@ -14,9 +14,9 @@ import pytest
 PROBE = Path(__file__).with_name("sharding_probe.py")
 
 
-def probe(meshes: dict, steps: int = 5, devices: int = 8) -> dict:
+def probe(meshes: dict, steps: int = 5, devices: int = 8, family: str = "bert") -> dict:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, str(PROBE), json.dumps(meshes), str(steps)], env=env,
+    out = subprocess.run([sys.executable, str(PROBE), json.dumps(meshes), str(steps), family], env=env,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

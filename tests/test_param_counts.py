@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers", reason="install the test extr
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "param_counts.md"
 EXPECTED_CLASS = {"bert": "BertForPreTraining", "roberta": "RobertaForMaskedLM", "albert": "AlbertForPreTraining",
-                  "distilbert": "DistilBertForMaskedLM"}
+                  "distilbert": "DistilBertForMaskedLM", "xlnet": "XLNetLMHeadModel"}
 
 
 def _transformers_count(config) -> int:
@@ -41,6 +41,8 @@ def test_preset_count_equals_transformers(name: str) -> None:
     ("bert-base", {"heads": ()}),  # BertModel
     ("roberta-base", {"heads": (), "pooler": True}),  # RobertaModel
     ("electra-small", {"heads": ()}),  # ElectraModel
+    ("xlnet-base", {"heads": ()}),  # XLNetModel
+    ("xlnet-large", {"vocab_size": 1013, "num_heads": 8}),  # odd vocabulary, other head split
 ])
 def test_variant_count_equals_transformers(name: str, changes: dict) -> None:
     config = PRESETS[name].replace(**changes)

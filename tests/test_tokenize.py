@@ -1,8 +1,11 @@
-"""Tokenizer parity with transformers on real text: WordPiece (BERT), byte-level BPE (RoBERTa), SentencePiece (ALBERT).
+"""Tokenizer parity with transformers on real text: WordPiece (BERT), byte-level BPE (RoBERTa), SentencePiece (ALBERT),
+Unigram tokenizer.json (ALBERT and XLNet as transformers 5 saves them).
 
 References: transformers 5.x `BertTokenizer` (Rust-backed) and `BertTokenizerLegacy` (the pure-Python "slow"
 BERT tokenizer) on the bert-base-uncased vocab.txt shipped with MiniLM; `RobertaTokenizer` on the real
-roberta-base vocab.json + merges.txt; `AlbertTokenizer` on a spiece.model trained here with train_vocab.
+roberta-base vocab.json + merges.txt; `AlbertTokenizer` on a spiece.model trained here with train_vocab;
+`AlbertTokenizer` / `XLNetTokenizer` built from that spiece.model and saved with save_pretrained (a
+tokenizer.json holding a Unigram model, no spiece.model), reloaded with AutoTokenizer.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from jaxbert.tokenize import (
     BPETokenizer,
     SentencePieceTokenizer,
     TokenizerError,
+    UnigramTokenizer,
     WordPieceTokenizer,
     check_vocab_matches,
     find_tokenizer,
@@ -136,6 +140,29 @@ def albert(albert_dir) -> SentencePieceTokenizer:
 @pytest.fixture(scope="module")
 def hf_albert(albert_dir):
     return transformers.AlbertTokenizer.from_pretrained(str(albert_dir))
+
+
+def _saved_by_transformers(tokenizer, out: Path) -> Path:
+    tokenizer.save_pretrained(str(out))
+    assert not (out / "spiece.model").exists()  # transformers 5 saves the tokenizer.json alone
+    return out
+
+
+@pytest.fixture(scope="module")
+def albert_unigram_dir(albert_dir, tmp_path_factory) -> Path:
+    return _saved_by_transformers(transformers.AlbertTokenizer.from_pretrained(str(albert_dir)),
+                                  tmp_path_factory.mktemp("albert-unigram"))
+
+
+@pytest.fixture(scope="module")
+def xlnet_unigram_dir(albert_dir, tmp_path_factory) -> Path:
+    return _saved_by_transformers(transformers.XLNetTokenizer(vocab_file=str(albert_dir / "spiece.model")),
+                                  tmp_path_factory.mktemp("xlnet-unigram"))
+
+
+@pytest.fixture(scope="module")
+def albert_unigram(albert_unigram_dir) -> UnigramTokenizer:
+    return load_tokenizer(albert_unigram_dir)
 
 
 def _reference(hf, texts, pairs=None, max_length=64, padding="max_length"):
@@ -353,8 +380,42 @@ def test_sentencepiece_decode_matches_albert(albert, hf_albert, real_texts):
             assert albert.decode(ids) == hf_albert.decode(ids, skip_special_tokens=True)
 
 
+# ---- Unigram tokenizer.json ------------------------------------------------------------------------------
+UNIGRAM_DIRS = ("albert_unigram_dir", "xlnet_unigram_dir")
+
+
+@pytest.mark.parametrize("where", UNIGRAM_DIRS)
+def test_unigram_tokenizer_json_matches_transformers(where, request, texts):
+    directory = request.getfixturevalue(where)
+    ours, hf = load_tokenizer(directory), transformers.AutoTokenizer.from_pretrained(str(directory))
+    assert isinstance(ours, UnigramTokenizer) and ours.padding_side == hf.padding_side
+    _assert_same(_ours(ours, texts), _reference(hf, texts), ALL_KEYS, texts)
+    firsts, seconds = texts[: len(texts) // 2], texts[len(texts) // 2 : 2 * (len(texts) // 2)]
+    _assert_same(_ours(ours, firsts, seconds, 40), _reference(hf, firsts, seconds, 40), ALL_KEYS, firsts)
+    for role in ("pad", "unk", "cls", "sep", "mask"):
+        assert getattr(ours, f"{role}_token_id") == getattr(hf, f"{role}_token_id"), role
+    for text in texts[:200] + HARD_CASES:
+        ids = ours.encode(text)
+        assert ids == hf(text)["input_ids"], text
+        assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=True), text
+
+
+def test_unigram_equals_the_sentencepiece_model_it_came_from(albert, albert_unigram, real_texts):
+    """transformers 5's conversion keeps ALBERT's ids: the Unigram tokenizer.json and spiece.model agree."""
+    assert albert_unigram.special == albert.special and albert_unigram.vocab_size == albert.vocab_size
+    sample = real_texts[:300]
+    assert albert_unigram.encode_batch(sample) == albert.encode_batch(sample)
+
+
+def test_xlnet_unigram_pads_left_with_cls_last(xlnet_unigram_dir):
+    tok = load_tokenizer(xlnet_unigram_dir)
+    enc = tok(["a b", "a b c d e f"], max_length=12)
+    assert (enc["attention_mask"][:, -1] == 1).all() and enc["attention_mask"][0, 0] == 0
+    assert (enc["input_ids"][:, -2:] == [tok.sep_token_id, tok.cls_token_id]).all()  # A <sep> <cls>
+
+
 # ---- behaviour every kind shares -----------------------------------------------------------------------------
-KINDS = ("bert", "roberta", "albert")
+KINDS = ("bert", "roberta", "albert", "albert_unigram")
 
 
 @pytest.fixture(params=KINDS)
@@ -364,7 +425,7 @@ def tok(request) -> Tokenizer:
 
 def test_implements_the_protocol(tok):
     assert isinstance(tok, Tokenizer)
-    assert tok.kind in ("wordpiece", "bpe", "sentencepiece")
+    assert tok.kind in ("wordpiece", "bpe", "sentencepiece", "unigram")
     assert len(set(tok.special.all())) == 5 and max(tok.special.all()) < tok.vocab_size
 
 
@@ -517,7 +578,8 @@ def test_broken_tokenizer_files_are_one_line_errors(tmp_path, minilm_dir):
     cases = {
         "spiece": ({"spiece.model": b"not a model"}, "cannot load SentencePiece model"),
         "json": ({"tokenizer.json": b"{broken"}, "not a tokenizers tokenizer.json"),
-        "unigram": ({"tokenizer.json": b'{"model": {"type": "Unigram"}}'}, "holds a Unigram model"),
+        "unigram": ({"tokenizer.json": b'{"model": {"type": "Unigram"}}'}, "cannot read"),
+        "wordlevel": ({"tokenizer.json": b'{"model": {"type": "WordLevel"}}'}, "holds a WordLevel model"),
         "bpe": ({"vocab.json": b"[1, 2]", "merges.txt": b"a b\n"}, "cannot read BPE files"),
         "no_unk": ({"vocab.txt": b"[PAD]\n[CLS]\n"}, "unk token '\\[UNK\\]'"),
         "no_mask": ({"vocab.txt": b"[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"}, "mask token '\\[MASK\\]'"),

@@ -285,3 +285,30 @@ def test_benchmark_encode_counts_tokens(minilm_dir, sst):
     assert result["tokens"] == sum(len(ids) for ids in tok.encode_batch(lines))
     assert result["call_tokens"] == int(tok(lines, max_length=64)["attention_mask"].sum())
     assert result["lines"] == 300 and result["tokens_per_s"] > 0 and result["kind"] == "wordpiece"
+
+
+# ---- reproducibility ------------------------------------------------------------------------------------
+def _pd_text(shared_data: Path, n: int) -> list[str]:
+    """People's Daily lines with the PKU tags stripped: ~3,000 distinct characters, more than limit_alphabet."""
+    lines = _lines(shared_data / "zh/peoples_daily/199801-train.txt", n)
+    return ["".join(w.rsplit("/", 1)[0] for w in line.split()) for line in lines]
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "sentencepiece"])
+def test_three_vocab_runs_give_identical_files(kind, tmp_path, shared_data, shakespeare):
+    """Each `jaxbert vocab` run is its own process, as a rerun is: Rust's HashMap seeds differ per process."""
+    import subprocess
+    import sys
+
+    corpus = _write(tmp_path / "c.txt", shakespeare[:3000] + _pd_text(shared_data, 600))
+    outs = []
+    for run in range(3):
+        out = tmp_path / f"run{run}"
+        subprocess.run([sys.executable, "-m", "jaxbert.cli", "vocab", "--corpus", str(corpus), "--kind", kind,
+                        "--size", "4000", "--out", str(out)], check=True, capture_output=True)
+        outs.append({f.name: f.read_bytes() for f in sorted(out.iterdir())})
+    assert outs[0] and outs[0] == outs[1] == outs[2]
+    if kind == "wordpiece":  # the limit_alphabet path was taken: more distinct characters than 1000
+        assert len({c for line in _pd_text(shared_data, 600) for c in line}) > 1000
+        vocab = outs[0]["vocab.txt"].decode().split("\n")
+        assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

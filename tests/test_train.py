@@ -19,6 +19,7 @@ from jaxbert.model import param_shapes
 from jaxbert.train.loop import NonFiniteLossError, train
 from jaxbert.train.metrics import read_metrics
 from jaxbert.train.optim import decay_mask, make_optimizer, make_schedule
+from jaxbert.train.spec import OptimizerSpec
 from jaxbert.train.state import TrainState
 from jaxbert.train.step import make_train_step
 
@@ -43,11 +44,11 @@ def test_weight_decay_skips_layer_norms_and_biases_of_the_real_model():
 
 
 def test_warmup_then_linear_and_polynomial_decay():
-    lin = make_schedule({"lr": 1e-3, "steps": 100, "warmup_steps": 10})
+    lin = make_schedule(OptimizerSpec(lr=1e-3, warmup_steps=10), 100)
     assert float(lin(0)) == 0.0 and np.isclose(lin(5), 5e-4) and np.isclose(lin(10), 1e-3)
     np.testing.assert_allclose([float(lin(s)) for s in (55, 100)], [1e-3 * 45 / 90, 0.0], atol=1e-9)
-    poly = make_schedule({"lr": 1e-3, "steps": 100, "warmup_steps": 0, "schedule": "polynomial", "power": 2.0,
-                          "end_lr": 1e-5})
+    poly = make_schedule(OptimizerSpec(lr=1e-3, warmup_steps=0, schedule="polynomial", power=2.0, end_lr=1e-5),
+                         100)
     s = 30
     np.testing.assert_allclose(float(poly(s)), (1e-3 - 1e-5) * (1 - s / 100) ** 2 + 1e-5, rtol=1e-5)
 
@@ -58,9 +59,9 @@ def test_adamw_matches_torch_adamw_with_bert_decay_groups():
                         "bias": rng.normal(size=(3,)).astype(np.float32)}}
     grads = [{"dense": {"kernel": rng.normal(size=(4, 3)).astype(np.float32),
                         "bias": rng.normal(size=(3,)).astype(np.float32)}} for _ in range(3)]
-    opts = {"optimizer": "adamw", "lr": 1e-2, "steps": 10, "schedule": "constant", "b1": 0.9, "b2": 0.98,
-            "eps": 1e-6, "weight_decay": 0.1, "clip_norm": 0.0}
-    tx, _ = make_optimizer(opts)
+    opts = OptimizerSpec(optimizer="adamw", lr=1e-2, schedule="constant", b1=0.9, b2=0.98, eps=1e-6,
+                         weight_decay=0.1, clip_norm=0.0)
+    tx, _ = make_optimizer(opts, 10)
     p, state = jax.tree_util.tree_map(jnp.asarray, params), None
     state = tx.init(p)
     for g in grads:
@@ -80,8 +81,8 @@ def test_adamw_matches_torch_adamw_with_bert_decay_groups():
 
 def test_lamb_trust_ratio_scales_each_layer():
     params = {"w": jnp.full((4,), 2.0)}
-    tx, _ = make_optimizer({"optimizer": "lamb", "lr": 0.1, "steps": 10, "schedule": "constant",
-                            "weight_decay": 0.0, "clip_norm": 0.0})
+    tx, _ = make_optimizer(OptimizerSpec(optimizer="lamb", lr=0.1, schedule="constant", weight_decay=0.0,
+                                         clip_norm=0.0), 10)
     updates, _ = tx.update({"w": jnp.asarray([1.0, -1.0, 1.0, -1.0])}, tx.init(params), params)
     # First Adam step is sign(g) (norm 2); LAMB rescales it to ||w|| = 4 before the lr: step norm 0.1 * 4.
     np.testing.assert_allclose(float(jnp.linalg.norm(updates["w"])), 0.1 * 4.0, rtol=1e-4)
@@ -90,8 +91,7 @@ def test_lamb_trust_ratio_scales_each_layer():
 # ---- train step -------------------------------------------------------------------------
 def _one_step(accum: int, batch: dict) -> dict:
     objective = Regression()
-    tx, schedule = make_optimizer({"lr": 0.1, "steps": 10, "schedule": "constant", "weight_decay": 0.0,
-                                   "clip_norm": 0.0})
+    tx, schedule = make_optimizer(OptimizerSpec(lr=0.1, schedule="constant", weight_decay=0.0, clip_norm=0.0), 10)
     params = objective.init(jax.random.key(0))
     state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
     step = jax.jit(make_train_step(objective, tx, schedule, grad_accum=accum))

@@ -3,70 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
-from etils import epath
+from pretrain_runs import STEPS, assert_same_run, params_at, run_to_end, start, wait_for_step
 
-from jaxbert.train.checkpoint import CHECKPOINT_DIR, latest_complete_step
-from jaxbert.train.metrics import read_metrics
+from jaxbert.formats import CHECKPOINT_DIR, latest_complete_step
 
-STEPS = 24
 CRASH_STEPS = 150  # long enough for ten kills at random moments
-ARGS = ["--config", "configs/smoke/bert.py", "--config.train.batch_size=16", "--config.train.log_every=1",
-        "--config.train.eval_every=0", "--config.train.progress=false", "--config.data.vocab_size=600",
-        "--config.checkpoint.keep=100"]
-
-
-def command(workdir: Path, shared: Path | None, every: int, steps: int = STEPS) -> list[str]:
-    cmd = [sys.executable, "-m", "jaxbert.cli", "pretrain", *ARGS, "--workdir", str(workdir),
-           f"--config.checkpoint.every={every}", f"--config.train.steps={steps}"]
-    if shared is not None:  # reuse the first run's vocabulary
-        cmd += [f"--config.data.tokenizer={shared / 'tokenizer'}"]
-    return cmd
-
-
-def run_to_end(workdir: Path, shared: Path | None = None, every: int = 4, steps: int = STEPS) -> dict:
-    out = subprocess.run(command(workdir, shared, every, steps), capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def start(workdir: Path, shared: Path, every: int, steps: int = STEPS) -> subprocess.Popen:
-    return subprocess.Popen(command(workdir, shared, every, steps), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
-
-
-def wait_for_step(proc: subprocess.Popen, workdir: Path, step: int, timeout: float = 600) -> None:
-    """Wait until this process has logged `step` (rows an earlier, killed run left do not count)."""
-    started, deadline = time.time(), time.monotonic() + timeout
-    metrics = workdir / "metrics.jsonl"
-    while time.monotonic() < deadline:
-        fresh = metrics.exists() and metrics.stat().st_mtime > started
-        rows = [r for r in read_metrics(workdir) if "loss" in r] if fresh else []
-        if rows and rows[-1]["step"] >= step:
-            return
-        assert proc.poll() is None, proc.stderr.read()[-3000:]
-        time.sleep(0.02)
-    raise AssertionError(f"no step {step} within {timeout}s")
-
-
-def params_at(workdir: Path, step: int = STEPS):
-    return ocp.StandardCheckpointHandler().restore(epath.Path(workdir) / CHECKPOINT_DIR / str(step) / "params")
-
-
-def losses(workdir: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in read_metrics(workdir) if "loss" in r]
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +24,6 @@ def straight(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("straight")
     assert run_to_end(workdir)["step"] == STEPS
     return workdir
-
-
-def assert_same_run(a: Path, b: Path, steps: int = STEPS) -> None:
-    jax.tree_util.tree_map(np.testing.assert_array_equal, params_at(a, steps), params_at(b, steps))
-    assert losses(a) == losses(b)
-    assert [s for s, _ in losses(b)] == list(range(1, steps + 1))  # every step logged once
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """ALBERT-xxlarge pretraining (Lan et al. 2020): the ALBERT-base recipe on H=4096, 64 heads, 12 layers.
 
-Batch 4096 x 512 tokens, 125k steps, LAMB lr 0.00176, 3125 warmup steps, SOP. The 4096-wide FFN
+Batch 4096 x 512 tokens, 125k steps, LAMB lr 0.00176, 3125 warmup steps, SOP, n-gram masking (n <= 3
+whole words, p(n) ∝ 1/n). The 4096-wide FFN
 (16384) and attention shard over "tensor" (e.g. --config.mesh.tensor=4 --config.mesh.fsdp=8);
 remat keeps activations in memory: --config.model.remat=dots.
 """
@@ -13,6 +14,7 @@ def get_config():
     c.data.corpus = ("tfds:wikipedia/20230601.en:train",)
     c.data.vocab_size = 30000
     c.objective.max_predictions = 20
+    c.objective.update(dict(whole_word=True, ngram=3))
     c.train.update(dict(steps=125_000, batch_size=4096, seq_len=512, lr=0.00176, warmup_steps=3_125,
                         optimizer="lamb", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01, clip_norm=1.0,
                         log_every=100))

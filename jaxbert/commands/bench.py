@@ -128,17 +128,16 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     """The jaxbert train step: sharded over every device (data parallel), compiled ahead of time."""
     import jax
 
+    from jaxbert.checks import validate_experiment
     from jaxbert.model import count_params
     from jaxbert.objectives.base import build_objective
     from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
-    from jaxbert.train.experiment import validate_train_config
-    from jaxbert.train.optim import make_optimizer
-    from jaxbert.train.sharded import compile_steps, init_state, state_layout
+    from jaxbert.train.sharded import compile_steps, init_state, objective_optimizer, state_layout
 
     config = _experiment(args)
-    validate_train_config(config, jax.device_count())
+    spec = validate_experiment(config, jax.device_count())
     objective = build_objective(config)
-    tx, schedule = make_optimizer(config.train.to_dict())
+    tx, schedule = objective_optimizer(objective, spec.optimizer, spec.train.steps)
     mesh = create_mesh(dict(config.mesh))
     frozen_host = objective.init_frozen()  # a distillation teacher; {} otherwise
     layout = state_layout(objective, tx, mesh, frozen_host)

@@ -1,12 +1,18 @@
-"""`jaxbert embed`: sentence embeddings of a text file (one text a line) written to .npy in bounded memory."""
+"""`jaxbert embed`: sentence embeddings of a text file (one text a line) written to .npy in bounded memory.
+
+Input and output may be local paths or gs:// URLs; a gs:// output is written locally first and uploaded
+whole, so a failed run leaves nothing at --output.
+"""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 
@@ -24,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tokens per text, [CLS]/[SEP] included (default 256); longer texts are truncated")
 
 
-def count_lines(path: Path) -> int:
+def count_lines(path: storage.Path) -> int:
     with path.open("rb") as f:
         return sum(1 for _ in f)
 
 
-def iter_batches(path: Path, batch_size: int):
+def iter_batches(path: storage.Path, batch_size: int):
     """Yield lists of lines; a non-UTF-8 line is reported with its line number."""
     batch: list[str] = []
     with path.open("rb") as f:
@@ -46,16 +52,29 @@ def iter_batches(path: Path, batch_size: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     import jaxbert
 
-    src, dst = Path(args.input), Path(args.output)
+    src, dst = storage.path(args.input), storage.path(args.output)
     if not src.is_file():
-        raise JaxbertError(f"input file {src} does not exist")
+        raise JaxbertError(f"input file {args.input} does not exist")
     model = jaxbert.load(args.model)
     n = count_lines(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    if storage.is_url(dst):
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            local = Path(tmp_dir) / dst.name
+            row = _write_embeddings(model, src, local, n, args)
+            storage.path(local).copy(dst, overwrite=True)  # complete: uploaded whole
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        row = _write_embeddings(model, src, Path(str(dst)), n, args)
+    print(f"wrote {row} embeddings of size {model.config.hidden_size} to {args.output}")
+    return 0
+
+
+def _write_embeddings(model, src: storage.Path, dst: Path, n: int, args: argparse.Namespace) -> int:
+    """Embed every line of `src` into the local .npy `dst` (via dst.partial, renamed when complete)."""
+    from tqdm import tqdm
+
     tmp = dst.with_name(dst.name + ".partial")
     # A memory-mapped .npy is written batch by batch, so any number of texts fits in bounded memory.
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, model.config.hidden_size))
@@ -74,5 +93,4 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed run leaves no partial output behind
         raise
-    print(f"wrote {row} embeddings of size {model.config.hidden_size} to {dst}")
-    return 0
+    return row

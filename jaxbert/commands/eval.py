@@ -17,8 +17,9 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="fine-tuning workdir, jaxbert bundle or HF task model dir")
     parser.add_argument("--task", required=True, help="sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli, "
-                                                       "squad_v1, squad_v2 or conll2003")
-    parser.add_argument("--data", required=True, help="the task's data file (GLUE TSV, SQuAD JSON, CoNLL text)")
+                                                       "squad_v1, squad_v2, conll2003, zh_sentiment or zh_ner")
+    parser.add_argument("--data", required=True, help="the task's data file (GLUE TSV, SQuAD JSON, CoNLL text, "
+                                                      "PKU word/tag text for zh_ner)")
     parser.add_argument("--max-examples", type=int, default=0, help="score only the first N examples (0 = all)")
     parser.add_argument("--max-length", type=int, default=0,
                         help="tokens per input (0 = the length the model was fine-tuned with, else 128 / 384 SQuAD)")

@@ -11,21 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from jaxbert.commands.experiment import add_config_argument, add_workdir_argument, load_experiment
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True,
-                        help="ml_collections config file with get_config() (configs/finetune/<task>.py)")
-    parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tokenizer and best/ model")
+    add_config_argument(parser, "configs/finetune/sst2.py")
+    add_workdir_argument(parser, "checkpoints, metrics.jsonl, tokenizer and best/ model")
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxbert.commands.pretrain import setup_logging
     from jaxbert.finetune.run import run_finetuning
-    from jaxbert.train.experiment import apply_overrides, load_config
 
-    setup_logging()
-    config = load_config(args.config)
-    apply_overrides(config, getattr(args, "overrides", []))
+    config = load_experiment(args)
     result = run_finetuning(config, args.workdir)
     print(json.dumps({"workdir": result.workdir, "task": str(config.task.name), "status": result.status,
                       "step": result.step, "best_step": result.best_step,

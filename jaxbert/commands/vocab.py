@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the tokenizer files to")
     parser.add_argument("--cased", action="store_true", help="keep case and accents (byte-level BPE always does)")
     parser.add_argument("--min-frequency", type=int, default=2, help="WordPiece/BPE: rarest pair count to merge")
+    parser.add_argument("--limit-alphabet", type=int, default=1000,
+                        help="WordPiece: most distinct characters kept (raise it for Chinese, e.g. 5000)")
+    parser.add_argument("--word-segmenter", default="", choices=("", "pku", "spaces"),
+                        help="a pre-segmented corpus (PKU word/tag items, or words between spaces): train on "
+                             "the running text its words make, as pretraining with data.word_segmenter reads it")
     parser.add_argument(
         "--encoding-errors",
         choices=("strict", "replace"),
@@ -37,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         lowercase=not (args.cased or args.kind == "bpe"),
         min_frequency=args.min_frequency,
+        limit_alphabet=args.limit_alphabet,
         errors=args.encoding_errors,
+        segmenter=args.word_segmenter,
     )
     print(
         json.dumps(

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 IGNORE = -100
@@ -49,7 +50,7 @@ def read_conll(path: str | Path, *, columns: int = 4) -> list[ConllSentence]:
     A line with the wrong number of columns or a non-IOB tag raises a ConllDataError naming
     the file and line.
     """
-    path = Path(path)
+    path = storage.path(path)
     if not path.is_file():
         raise ConllDataError(f"CoNLL file {path} does not exist; pass a CoNLL-2003 train/valid/test file")
     try:

@@ -2,7 +2,9 @@
 
 On-disk formats:
   * `.txt` / `.txt.gz` (any other name is read as text too): one sentence or paragraph a line, documents
-    separated by one or more blank lines (the google-research/bert convention).
+    separated by one or more blank lines (the google-research/bert convention); with `line_documents`,
+    every line is a document of its own (a paragraph-a-line corpus without blank lines, such as People's
+    Daily, whose lines `sentence_split="rules"` then splits into sentences).
   * `.jsonl` / `.jsonl.gz`: one JSON object a line; `text_field` holds the document, whose newlines
     separate its sentences.
   * `tfds:NAME[:SPLIT]` entries in the path list: a TFDS dataset already prepared in array_record format
@@ -11,6 +13,7 @@ On-disk formats:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import gzip
@@ -20,6 +23,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 Document = list[str]  # the sentences (or paragraphs) of one document, in order
@@ -63,15 +67,18 @@ def resolve_corpus_paths(paths: str | os.PathLike | Sequence[str | os.PathLike])
         entry = os.fspath(raw)
         if entry.startswith(TFDS_PREFIX):
             resolved.append(entry)
-        elif os.path.isdir(entry):
-            files = sorted(str(p) for p in Path(entry).iterdir() if p.is_file() and not p.name.startswith("."))
+            continue
+        storage.check_access(entry, what="corpus path")
+        where = storage.path(entry) if storage.is_url(entry) else Path(entry)
+        if where.is_dir():
+            files = sorted(str(p) for p in where.iterdir() if p.is_file() and not p.name.startswith("."))
             if not files:
                 raise CorpusError(f"corpus directory {entry} holds no files; put .txt/.jsonl files in it")
             resolved.extend(files)
-        elif os.path.isfile(entry):
+        elif where.is_file():
             resolved.append(entry)
-        elif glob.has_magic(entry) and (matches := sorted(glob.glob(entry))):
-            resolved.extend(m for m in matches if os.path.isfile(m))
+        elif glob.has_magic(entry) and (matches := _glob(entry)):
+            resolved.extend(matches)
         else:
             raise CorpusError(f"corpus path {entry} not found; check the path (or data.corpus in the config)")
     if not resolved:
@@ -85,6 +92,7 @@ def read_documents(
     text_field: str = "text",
     errors: str = "strict",
     stats: CorpusStats | None = None,
+    line_documents: bool = False,
 ) -> Iterator[Document]:
     """Yield the documents of every corpus path in order (see the module docstring for the formats).
 
@@ -101,17 +109,22 @@ def read_documents(
         elif _is_jsonl(path):
             yield from iter_jsonl_documents(path, text_field=text_field, errors=errors, stats=stats)
         else:
-            yield from iter_text_documents(path, errors=errors, stats=stats)
+            yield from iter_text_documents(path, errors=errors, stats=stats, line_documents=line_documents)
 
 
-def iter_text_documents(path: str, *, errors: str = "strict", stats: CorpusStats | None = None) -> Iterator[Document]:
-    """Documents of a text file: one sentence a line, documents separated by blank lines."""
+def iter_text_documents(path: str, *, errors: str = "strict", stats: CorpusStats | None = None,
+                        line_documents: bool = False) -> Iterator[Document]:
+    """Documents of a text file: one sentence a line, documents separated by blank lines (or, with
+    `line_documents`, one document a line)."""
     stats = stats if stats is not None else CorpusStats()
     stats.files += 1
     document: Document = []
     for line in _decoded_lines(path, errors, stats):
         sentence = line.strip()
-        if sentence:
+        if sentence and line_documents:
+            stats.count([sentence])
+            yield [sentence]
+        elif sentence:
             document.append(sentence)
         elif document:
             stats.count(document)
@@ -183,15 +196,23 @@ def split_sentences(text: str) -> Document:
     return [s for s in (line.strip() for line in text.split("\n")) if s]
 
 
+def _glob(pattern: str) -> list[str]:
+    """The files a glob pattern matches, local or gs:// (magic in the last path component only on gs://)."""
+    if not storage.is_url(pattern):
+        return sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+    parent, _, name = pattern.rpartition("/")
+    return sorted(str(p) for p in storage.path(parent).glob(name) if p.is_file())
+
+
 def _is_jsonl(path: str) -> bool:
     return path.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))
 
 
 def _decoded_lines(path: str, errors: str, stats: CorpusStats) -> Iterator[str]:
     """The lines of a (possibly gzipped) file decoded as UTF-8, with a file:line error for bad bytes."""
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rb") as f:
+        with storage.path(path).open("rb") as raw_file, (
+                gzip.GzipFile(fileobj=raw_file) if path.endswith(".gz") else contextlib.nullcontext(raw_file)) as f:
             for lineno, raw in enumerate(f, start=1):
                 try:
                     yield raw.decode("utf-8")

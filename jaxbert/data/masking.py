@@ -8,6 +8,17 @@ maskable tokens (BERT counts [CLS]/[SEP] in `n` too; we count only the tokens th
 chosen). `round` is half-to-even, like Python 3's. The 80/10/10 replacement is a per-token
 draw, so that split holds in expectation. ELECTRA's generator input uses the same functions
 with its own probabilities (e.g. `random_replace_prob=0`).
+
+N-gram masking (ALBERT, Lan et al. 2020 section 4.1; `max_ngram` > 1): the unit of selection is a
+span of n <= max_ngram consecutive words (tokens when `whole_word` is off) with p(n) ∝ 1/n, and the
+budget stays BERT's count in tokens. ALBERT's create_pretraining_data.py draws n per candidate start
+in a shuffled order, falls back to shorter n when the span overshoots the budget and skips spans that
+overlap earlier ones. On device (`ngram_spans`) each row's words are instead cut into consecutive
+spans whose lengths are drawn i.i.d. from p(n) (a renewal tiling: spans never overlap, any word may
+start one), and whole spans are then chosen in random order as whole words are: a span that would
+overshoot what is left of the budget is skipped and later ones fill it. So a span never splits a word
+and never overlaps another; the lengths of the spans drawn follow p(n) exactly, and those masked are
+biased towards short spans only where the budget runs out (the last span or two of a row).
 """
 
 from __future__ import annotations
@@ -20,6 +31,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxbert.errors import JaxbertError
+
+MAX_NGRAM = 10
+# The batch field of word-start flags when a dataset stores them (a segmenter found the words).
+WORD_STARTS = "word_starts"
 
 
 class MaskingConfigError(JaxbertError, ValueError):
@@ -43,6 +58,7 @@ class MaskingConfig:
     mask_replace_prob: float = 0.8
     random_replace_prob: float = 0.1
     whole_word: bool = False
+    max_ngram: int = 1  # ALBERT's n-gram masking: spans of n <= max_ngram words, p(n) ∝ 1/n
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "special_ids", tuple(sorted({int(s) for s in self.special_ids})))
@@ -60,6 +76,8 @@ class MaskingConfig:
             bad("mask_prob", f"must be in (0, 1], got {self.mask_prob}")
         if self.max_predictions < 1:
             bad("max_predictions", f"must be >= 1, got {self.max_predictions}")
+        if not 1 <= self.max_ngram <= MAX_NGRAM:
+            bad("max_ngram", f"must be in [1, {MAX_NGRAM}] (1 = no n-gram spans; ALBERT uses 3), got {self.max_ngram}")
         for field in ("mask_replace_prob", "random_replace_prob"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 bad(field, f"must be in [0, 1], got {getattr(self, field)}")
@@ -173,6 +191,48 @@ def select_whole_words(rng: jax.Array, maskable: jax.Array, word_starts: jax.Arr
     return maskable & jnp.take_along_axis(chosen_word, jnp.clip(word_id, 0, t - 1), axis=-1)
 
 
+def ngram_probabilities(max_ngram: int) -> list[float]:
+    """ALBERT's span-length distribution: p(n) = (1/n) / sum_{k<=max_ngram} 1/k for n = 1..max_ngram."""
+    weights = [1.0 / n for n in range(1, max_ngram + 1)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def ngram_spans(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array, max_ngram: int
+                ) -> tuple[jax.Array, jax.Array]:
+    """(starts bool [B, T], lengths int32 [B, T]): each row's words cut into consecutive n-gram spans.
+
+    Words are those of `select_whole_words` (a maskable start token and the maskable continuations after
+    it). Span k covers words [S_k, S_k + L_k) with L_1, L_2, ... drawn i.i.d. from `ngram_probabilities`
+    and S_k their running sum: T draws always cover a row of T tokens, and no span overlaps another.
+    `starts` marks the first token of every span, `lengths` holds its drawn length in words there (0
+    elsewhere); a row's last span may be cut short by the row's end (or a special token inside it).
+    """
+    b, t = maskable.shape
+    rows = jnp.arange(b)[:, None]
+    prev_maskable = jnp.pad(maskable[:, :-1], ((0, 0), (1, 0)))
+    starts = maskable & (word_starts.astype(bool) | ~prev_maskable)
+    word_id = jnp.clip(jnp.cumsum(starts, axis=-1) - 1, 0, t - 1)
+    logits = jnp.log(jnp.asarray(ngram_probabilities(max_ngram), jnp.float32))
+    lengths = jax.random.categorical(rng, logits, shape=(b, t)).astype(jnp.int32) + 1
+    first_word = jnp.cumsum(lengths, axis=-1) - lengths  # the word each span starts at
+    # Spans starting past the row's last word land in the extra column `t`, dropped.
+    column = jnp.minimum(first_word, t)
+    begins = jnp.zeros((b, t + 1), bool).at[rows, column].set(True)[:, :t]
+    drawn = jnp.zeros((b, t + 1), jnp.int32).at[rows, column].set(lengths)[:, :t]
+    span_starts = starts & jnp.take_along_axis(begins, word_id, axis=-1)
+    return span_starts, jnp.where(span_starts, jnp.take_along_axis(drawn, word_id, axis=-1), 0)
+
+
+def select_ngrams(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array, num: jax.Array,
+                  max_ngram: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(selected, span_starts, span_lengths) [B, T]: whole n-gram spans (`ngram_spans`) chosen as whole
+    words are, at most `num[b]` tokens per row."""
+    k_spans, k_order = jax.random.split(rng)
+    starts, lengths = ngram_spans(k_spans, maskable, word_starts, max_ngram)
+    return select_whole_words(k_order, maskable, starts, num), starts, lengths
+
+
 def random_non_special(rng: jax.Array, shape: tuple[int, ...], vocab_size: int,
                        special_ids: tuple[int, ...]) -> jax.Array:
     """int32 ids drawn uniformly from [0, vocab_size) minus `special_ids` (sorted, unique)."""
@@ -226,12 +286,15 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
 
     `maskable` (bool [B, T]) overrides the default "not a special id and not padding";
     `word_starts` (bool [B, T], first piece of each word) is required when
-    `config.whole_word` is set. `selection_weights` (float [B, T]) makes token selection
-    non-uniform (DistilBERT's frequency-smoothed masking; not with whole words).
+    `config.whole_word` is set. With `config.max_ngram` > 1 the selected units are n-gram spans of
+    whole words (of tokens when whole_word is off), see `ngram_spans`. `selection_weights` (float
+    [B, T]) makes token selection non-uniform (DistilBERT's frequency-smoothed masking; single tokens
+    only, not with whole words or n-grams).
     """
-    if config.whole_word and selection_weights is not None:
-        raise MaskingConfigError("MaskingConfig.whole_word: weighted token selection picks tokens, not words; "
-                                 "drop the selection weights or set whole_word=False")
+    if selection_weights is not None and (config.whole_word or config.max_ngram > 1):
+        raise MaskingConfigError("MaskingConfig.whole_word / max_ngram: weighted token selection picks single "
+                                 "tokens, not words or spans; drop the selection weights or set whole_word=False "
+                                 "and max_ngram=1")
     if config.whole_word and word_starts is None:
         raise MaskingConfigError("MaskingConfig.whole_word is set but no word_starts were given; "
                                  "pass word_starts (the tokenizer's word_starts) or set whole_word=False")
@@ -242,7 +305,10 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
         maskable = jnp.asarray(maskable, bool)
     k_select, k_replace = jax.random.split(rng)
     num = num_to_predict(maskable, config.mask_prob, config.max_predictions)
-    if config.whole_word:
+    if config.max_ngram > 1:
+        words = jnp.asarray(word_starts) if config.whole_word else jnp.ones(ids.shape, bool)
+        selected, _, _ = select_ngrams(k_select, maskable, words, num, config.max_ngram)
+    elif config.whole_word:
         selected = select_whole_words(k_select, maskable, jnp.asarray(word_starts), num)
     else:
         selected = select_tokens(k_select, maskable, num, config.max_predictions, selection_weights)

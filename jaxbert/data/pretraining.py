@@ -1,22 +1,35 @@
 """Pretraining example creation: token ids only (masking happens on device), deterministic given a seed.
 
-Three formats:
+Four formats:
   * "nsp" (BERT, google-research/bert create_pretraining_data.py): `[CLS] A [SEP] B [SEP]`; B is the
     actual continuation of A or, with probability 1/2, a span of another document; `next_sentence_label`
     1 = random (HF BertForPreTraining convention). A fraction `short_seq_prob` of documents targets a
     shorter length; over-long pairs are truncated from either end at random, longer side first.
   * "sop" (ALBERT): A and B are consecutive segments of one document, swapped with probability 1/2;
     `sentence_order_label` 1 = swapped (HF AlbertForPreTraining convention).
-  * "full_sentences" (RoBERTa): sentences packed contiguously across document boundaries, a separator
-    (`sep`) between documents, `<s> ... </s>` around each block; a sentence that crosses a block boundary
-    continues in the next example, so only the corpus's very last example is padded.
+  * "full_sentences" (RoBERTa's FULL-SENTENCES, Liu et al. 2019 section 4.2): whole sentences packed
+    contiguously into `<s> ... </s>` blocks of at most max_seq_len tokens, from one or more documents:
+    when a document ends the next one's sentences follow after an extra separator (`sep`). A sentence
+    that does not fit in what is left of a block starts the next block; only a sentence longer than a
+    whole block is cut (it fills the rest of the current block and continues in the next ones).
+  * "doc_sentences" (RoBERTa's DOC-SENTENCES): the same, but a block never crosses a document boundary.
+    RoBERTa raises the batch size for the shorter blocks at document ends; jaxbert keeps it fixed.
+
+Sentences are the corpus's lines, or, with `sentence_split="rules"`, the lines split after
+sentence-final punctuation (`jaxbert.data.sentences`). Where fairseq (RoBERTa's code) ends every line
+with `</s>`, jaxbert puts a separator only between documents, as the paper describes.
+
+With a `word_segmenter` (`jaxbert.data.segmenters`: jieba, a pre-segmented corpus, ...) every example
+also holds `word_starts`, 1 on the first token of each word (special tokens count as words, padding 0),
+which whole-word and n-gram masking read on device instead of the vocabulary's `##` rule.
 
 One deliberate change from BERT's script: BERT forces "random next" whenever a chunk holds one sentence,
 which skews NSP towards random (and makes SOP impossible) on paragraph-a-line corpora. Here the label is
 drawn first with probability 1/2 and a one-sentence chunk is split at a random token for a consecutive
 pair, so labels are independent fair coin flips.
 
-Documents are held as one int32 token array plus sentence end offsets, so a segment is a slice.
+Documents are held as one int32 token array plus sentence end offsets (and the word-start mask beside
+it), so a segment is a slice.
 """
 
 from __future__ import annotations
@@ -31,11 +44,17 @@ from typing import Any
 import numpy as np
 
 from jaxbert.data.corpus import Document
+from jaxbert.data.masking import WORD_STARTS
+from jaxbert.data.segmenters import check_segmenter_name, get_segmenter
+from jaxbert.data.sentences import check_split
+from jaxbert.data.word_starts import tokenize_lines
 from jaxbert.errors import JaxbertError
 from jaxbert.tokenize.base import SpecialTokens, Tokenizer
 
-FORMATS = ("nsp", "sop", "full_sentences")
-LABEL_FIELD = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None}
+FORMATS = ("nsp", "sop", "full_sentences", "doc_sentences")
+PACKED = ("full_sentences", "doc_sentences")
+LABEL_FIELD = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "full_sentences": None,
+               "doc_sentences": None}
 _ENCODE_BATCH = 4096  # sentences per tokenizer batch call: large enough to amortise the call
 
 
@@ -54,6 +73,8 @@ class ExampleConfig:
     seed: int = 0
     # Documents held in memory at once; "random next" segments are drawn from the same chunk.
     chunk_documents: int = 50_000
+    word_segmenter: str = ""  # "" (no stored word starts), "jieba", "pku", "spaces" or "module:function"
+    sentence_split: str = "lines"  # "lines" (a line is a sentence) or "rules" (split after 。！？ . ...)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -68,10 +89,17 @@ class ExampleConfig:
             raise ExampleConfigError(f"chunk_documents={self.chunk_documents} must be >= 2")
         if not 0 <= self.seed < 2**63:
             raise ExampleConfigError(f"seed={self.seed} must be a non-negative integer below 2**63")
+        check_segmenter_name(self.word_segmenter)
+        check_split(self.sentence_split)
 
     @property
     def label_field(self) -> str | None:
         return LABEL_FIELD[self.format]
+
+    @property
+    def word_starts(self) -> bool:
+        """Whether examples store a word-start mask (a segmenter gives the words)."""
+        return bool(self.word_segmenter)
 
 
 @dataclasses.dataclass
@@ -81,23 +109,31 @@ class ExampleStats:
     documents_used: int = 0
     corpus_tokens: int = 0  # tokens of the documents used, counted once whatever the dupe_factor
     empty_documents: int = 0  # no tokens after tokenization: skipped
-    single_sentence_documents: int = 0  # skipped by the pair formats (nsp, sop), used by full_sentences
+    single_sentence_documents: int = 0  # skipped by the pair formats (nsp, sop), used by the packed ones
     skipped_chunks: int = 0  # pair chunks of a single one-token sentence: no pair can be cut from them
     examples: int = 0
     tokens: int = 0  # real tokens in examples, special tokens included
     padding_tokens: int = 0
     positive_labels: int = 0  # examples with label 1 (random next / swapped)
+    cut_sentences: int = 0  # packed formats: sentences longer than a block, cut across examples
 
 
 @dataclasses.dataclass
 class TokenizedDocument:
-    """One document's tokens back to back; sentence i spans tokens[ends[i-1]:ends[i]] (ends[-1] = len)."""
+    """One document's tokens back to back; sentence i spans tokens[ends[i-1]:ends[i]] (ends[-1] = len).
+
+    `word_starts` (bool, like `tokens`) is there when a segmenter gave the words.
+    """
 
     tokens: np.ndarray
     ends: list[int]
+    word_starts: np.ndarray | None = None
 
     def start(self, sentence: int) -> int:
         return self.ends[sentence - 1] if sentence else 0
+
+    def starts_of(self, lo: int, hi: int) -> np.ndarray | None:
+        return None if self.word_starts is None else self.word_starts[lo:hi]
 
 
 def record_fields(config: ExampleConfig) -> dict[str, tuple[int, ...]]:
@@ -109,6 +145,8 @@ def record_fields(config: ExampleConfig) -> dict[str, tuple[int, ...]]:
     }
     if config.label_field:
         fields[config.label_field] = ()
+    if config.word_starts:
+        fields[WORD_STARTS] = (config.max_seq_len,)
     return fields
 
 
@@ -123,20 +161,28 @@ def special_tokens_mask(input_ids: Any, special_ids: Sequence[int]) -> Any:
     return mask.astype(input_ids.dtype)
 
 
-def tokenize_documents(documents: Sequence[Document], tokenizer: Tokenizer) -> list[TokenizedDocument]:
-    """Tokenize every sentence with the tokenizer's batch encoder; drop sentences without tokens."""
-    sentences = [s for doc in documents for s in doc]
-    ids: list[list[int]] = []
-    for i in range(0, len(sentences), _ENCODE_BATCH):
-        ids.extend(tokenizer.encode_batch(sentences[i:i + _ENCODE_BATCH], add_special_tokens=False))
+def tokenize_documents(documents: Sequence[Document], tokenizer: Tokenizer, config: ExampleConfig | None = None
+                       ) -> list[TokenizedDocument]:
+    """Tokenize every sentence (and, with `config.word_segmenter`, find its word starts); drop sentences
+    without tokens. `config.sentence_split="rules"` first splits lines into sentences."""
+    config = config or ExampleConfig()
+    segmenter = get_segmenter(config.word_segmenter)
+    lines = [s for doc in documents for s in doc]
+    sentences: list = []
+    for i in range(0, len(lines), _ENCODE_BATCH):
+        sentences.extend(tokenize_lines(lines[i:i + _ENCODE_BATCH], tokenizer, segmenter, config.sentence_split))
     out = []
     k = 0
     for doc in documents:
-        sentence_ids = [s for s in ids[k:k + len(doc)] if s]
+        kept = [s for line in sentences[k:k + len(doc)] for s in line if s.ids]
         k += len(doc)
-        ends = list(itertools.accumulate(len(s) for s in sentence_ids))
-        tokens = np.fromiter(itertools.chain.from_iterable(sentence_ids), np.int32, count=ends[-1] if ends else 0)
-        out.append(TokenizedDocument(tokens, ends))
+        ends = list(itertools.accumulate(len(s.ids) for s in kept))
+        count = ends[-1] if ends else 0
+        tokens = np.fromiter(itertools.chain.from_iterable(s.ids for s in kept), np.int32, count=count)
+        starts = None
+        if segmenter is not None:
+            starts = np.concatenate([s.word_starts for s in kept]) if kept else np.zeros(0, bool)
+        out.append(TokenizedDocument(tokens, ends, starts))
     return out
 
 
@@ -152,7 +198,7 @@ def create_examples(
     """
     stats = stats if stats is not None else ExampleStats()
     special = tokenizer.special
-    packer = _FullSentencePacker(config.max_seq_len, special, stats) if config.format == "full_sentences" else None
+    packer = _SentencePacker(config, special, stats) if config.format in PACKED else None
     pending: list[TokenizedDocument] = []
     chunk_index = 0
 
@@ -164,13 +210,13 @@ def create_examples(
                 if dupe:  # later copies see the documents in another order, so blocks are cut elsewhere
                     rng.shuffle(order)
                 for d in order:
-                    yield from packer.add(chunk[d].tokens)
+                    yield from packer.add(chunk[d])
             else:
                 for d in range(len(chunk)):
                     yield from _pair_examples(chunk, d, rng, config, special, stats)
 
     for batch in _batched(documents, _ENCODE_BATCH):
-        for doc in tokenize_documents(batch, tokenizer):
+        for doc in tokenize_documents(batch, tokenizer, config):
             if not doc.ends:
                 stats.empty_documents += 1
                 continue
@@ -189,7 +235,8 @@ def create_examples(
     if config.format == "nsp" and chunk_index == 0 and len(pending) < 2:
         # "Random next" segments come from another document.
         raise JaxbertError(f"format 'nsp' needs at least 2 documents of 2 or more sentences, found {len(pending)}; "
-                           "separate documents with blank lines, or use format 'sop' or 'full_sentences'")
+                           "separate documents with blank lines, split paragraph lines into sentences "
+                           "(sentence_split='rules'), or use format 'sop' or 'full_sentences'")
     if pending:
         yield from run_chunk(pending)
     if packer is not None:
@@ -234,10 +281,9 @@ def _pair_examples(
             else:  # one long sentence: split it at a random token so A and B are still consecutive
                 a_end_sentence = i + 1
                 a = (chunk_start, chunk_start + rng.randint(1, chunk_end - chunk_start - 1))
-            a_tokens, b_tokens = doc.tokens, doc.tokens
+            a_doc = b_doc = doc
             if config.format == "nsp" and label:
                 b_doc = _other_document(docs, doc_index, rng)
-                b_tokens = b_doc.tokens
                 if n_segments == 1:  # as in BERT, a lone sentence is all of A
                     a = (chunk_start, chunk_end)
                 b_first = rng.randint(0, len(b_doc.ends) - 1)
@@ -251,9 +297,10 @@ def _pair_examples(
             else:
                 b = (a[1], chunk_end)
                 if config.format == "sop" and label:
-                    a, b = b, a
+                    a, b = b, a  # both spans lie in `doc`
             a, b = _truncate_pair(a, b, max_num_tokens, rng)
-            yield pair_example(a_tokens[a[0]:a[1]], b_tokens[b[0]:b[1]], label, config, special, stats)
+            yield pair_example(a_doc.tokens[a[0]:a[1]], b_doc.tokens[b[0]:b[1]], label, config, special, stats,
+                               a_doc.starts_of(*a), b_doc.starts_of(*b))
             first = i + 1
         i += 1
 
@@ -298,8 +345,13 @@ def pair_example(
     config: ExampleConfig,
     special: SpecialTokens,
     stats: ExampleStats | None = None,
+    word_starts_a: np.ndarray | None = None,
+    word_starts_b: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """`[CLS] A [SEP] B [SEP]` padded to max_seq_len, with segment ids 0 for CLS/A/SEP and 1 for B/SEP."""
+    """`[CLS] A [SEP] B [SEP]` padded to max_seq_len, with segment ids 0 for CLS/A/SEP and 1 for B/SEP.
+
+    With `config.word_starts` the segments' word-start masks go into `word_starts` (specials 1, padding 0).
+    """
     la, lb = len(tokens_a), len(tokens_b)
     length = la + lb + 3
     if length > config.max_seq_len:
@@ -317,51 +369,94 @@ def pair_example(
     stats.tokens += length
     stats.padding_tokens += config.max_seq_len - length
     stats.positive_labels += label
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "length": np.int32(length),
-            config.label_field: np.int32(label)}
+    out = {"input_ids": input_ids, "token_type_ids": token_type_ids, "length": np.int32(length),
+           config.label_field: np.int32(label)}
+    if config.word_starts:
+        starts = np.zeros(config.max_seq_len, np.int32)
+        starts[[0, la + 1, length - 1]] = 1
+        starts[1:la + 1] = _starts_or_ones(word_starts_a, la)
+        starts[la + 2:length - 1] = _starts_or_ones(word_starts_b, lb)
+        out[WORD_STARTS] = starts
+    return out
 
 
-class _FullSentencePacker:
-    """Packs documents into `<s> block </s>` examples; a separator goes between consecutive documents."""
+def _starts_or_ones(starts: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones(n, np.int32) if starts is None else np.asarray(starts, np.int32)
 
-    def __init__(self, max_seq_len: int, special: SpecialTokens, stats: ExampleStats):
-        self.max_seq_len = max_seq_len
-        self.block = max_seq_len - 2
+
+class _SentencePacker:
+    """FULL-SENTENCES / DOC-SENTENCES: whole sentences into `<s> block </s>` examples (see the module docstring).
+
+    Pending content is a list of (tokens, word starts) pieces: sentences, and the separator put before a
+    document's first sentence when it shares a block with the document before it.
+    """
+
+    def __init__(self, config: ExampleConfig, special: SpecialTokens, stats: ExampleStats):
+        self.config = config
+        self.block = config.max_seq_len - 2
+        self.cross_documents = config.format == "full_sentences"
         self.special = special
         self.stats = stats
-        self.pending: list[np.ndarray] = []
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_len = 0
-        self.started = False
-        self.separator = np.array([special.sep], np.int32)
+        self.separator = (np.array([special.sep], np.int32), np.ones(1, bool))
 
-    def add(self, tokens: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
-        if self.started:
-            self.pending.append(self.separator)
-            self.pending_len += 1
-        self.started = True
-        self.pending.append(tokens)
-        self.pending_len += len(tokens)
-        if self.pending_len >= self.block:
-            stream = np.concatenate(self.pending)
-            full = len(stream) // self.block * self.block
-            for k in range(0, full, self.block):
-                yield self._record(stream[k:k + self.block])
-            self.pending = [stream[full:]]
-            self.pending_len = len(stream) - full
+    def add(self, doc: TokenizedDocument) -> Iterator[dict[str, np.ndarray]]:
+        """Examples completed by adding one document's sentences."""
+        if not self.cross_documents:
+            yield from self.finish()
+        for i in range(len(doc.ends)):
+            lo, hi = doc.start(i), doc.ends[i]
+            tokens = doc.tokens[lo:hi]
+            starts = doc.word_starts[lo:hi] if doc.word_starts is not None else np.ones(hi - lo, bool)
+            separate = i == 0 and self.pending_len > 0
+            need = len(tokens) + separate
+            if self.pending_len + need > self.block and (len(tokens) <= self.block
+                                                           or self.pending_len + separate >= self.block):
+                yield from self.finish()  # the sentence fits a block of its own (or nothing of it fits here)
+                separate = False
+            if separate:
+                self._append(self.separator)
+            if self.pending_len + len(tokens) <= self.block:
+                self._append((tokens, starts))
+                continue
+            # A sentence longer than a block: fill this block, then whole blocks, and keep the rest pending.
+            self.stats.cut_sentences += 1
+            at = self.block - self.pending_len
+            self._append((tokens[:at], starts[:at]))
+            yield from self.finish()
+            while len(tokens) - at > self.block:
+                self._append((tokens[at:at + self.block], starts[at:at + self.block]))
+                yield from self.finish()
+                at += self.block
+            self._append((tokens[at:], starts[at:]))
+
+    def _append(self, piece: tuple[np.ndarray, np.ndarray]) -> None:
+        if len(piece[0]):
+            self.pending.append(piece)
+            self.pending_len += len(piece[0])
 
     def finish(self) -> Iterator[dict[str, np.ndarray]]:
+        """The pending block as an example, if it holds anything."""
         if self.pending_len:
-            yield self._record(np.concatenate(self.pending))
+            yield self._record(np.concatenate([p[0] for p in self.pending]),
+                               np.concatenate([p[1] for p in self.pending]))
         self.pending, self.pending_len = [], 0
 
-    def _record(self, content: np.ndarray) -> dict[str, np.ndarray]:
+    def _record(self, content: np.ndarray, word_starts: np.ndarray) -> dict[str, np.ndarray]:
+        max_len = self.config.max_seq_len
         length = len(content) + 2
-        input_ids = np.full(self.max_seq_len, self.special.pad, np.int32)
+        input_ids = np.full(max_len, self.special.pad, np.int32)
         input_ids[0] = self.special.cls
         input_ids[1:length - 1] = content
         input_ids[length - 1] = self.special.sep
         self.stats.examples += 1
         self.stats.tokens += length
-        self.stats.padding_tokens += self.max_seq_len - length
-        return {"input_ids": input_ids, "token_type_ids": np.zeros(self.max_seq_len, np.int32),
-                "length": np.int32(length)}
+        self.stats.padding_tokens += max_len - length
+        out = {"input_ids": input_ids, "token_type_ids": np.zeros(max_len, np.int32), "length": np.int32(length)}
+        if self.config.word_starts:
+            starts = np.zeros(max_len, np.int32)
+            starts[[0, length - 1]] = 1
+            starts[1:length - 1] = word_starts
+            out[WORD_STARTS] = starts
+        return out

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 CLS_INDEX = 0  # every supported family puts its [CLS] / <s> token first: the "no answer" position
@@ -71,7 +72,7 @@ def read_squad(path: str | Path, *, on_bad_answer: str = "raise") -> SquadData:
     """
     if on_bad_answer not in ("raise", "skip"):
         raise SquadDataError(f"on_bad_answer={on_bad_answer!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -186,9 +187,10 @@ def _encode_texts(tokenizer: Any, texts: Sequence[str], layout: PairLayout, chun
         enc = tokenizer(list(texts[lo:lo + chunk]), max_length=512, padding="longest", truncation=False,
                         return_offsets=True)
         for ids, mask, offsets in zip(enc["input_ids"], enc["attention_mask"], enc["offset_mapping"], strict=True):
-            n = int(mask.sum())
+            real = mask.astype(bool)  # the real tokens, wherever the tokenizer pads (XLNet's pads on the left)
+            n = int(real.sum())
             keep = slice(layout.single_prefix, n - layout.single_suffix)
-            out.append((np.asarray(ids[keep], np.int32), np.asarray(offsets[keep], np.int32)))
+            out.append((np.asarray(ids[real][keep], np.int32), np.asarray(offsets[real][keep], np.int32)))
     return out
 
 

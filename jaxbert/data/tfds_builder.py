@@ -7,8 +7,10 @@ dataset_info.json / features.json, the array_record shards and `jaxbert_pretrain
 config, the tokenizer's special ids and the build summary), so `tfds.builder_from_directory(out_dir)` and
 `jaxbert.data.loader` both open it.
 
-Atomic: everything is written to a hidden sibling `.NAME.incomplete-<random>` and renamed to `out_dir` at the
-end, so a killed build leaves no directory that looks complete.
+Atomic: the dataset is built in a local staging directory and committed to `out_dir` through
+`jaxbert.storage.staged_dir` (renamed into place locally; uploaded to gs:// with jaxbert_pretraining.json,
+the marker, last), so a killed build leaves no directory that looks complete. array_record writes
+local files only, which is why a gs:// dataset is built locally first.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.data.corpus import CorpusStats, read_documents, resolve_corpus_paths
-from jaxbert.data.pretraining import ExampleConfig, ExampleStats, create_examples, record_fields
+from jaxbert.data.pretraining import PACKED, ExampleConfig, ExampleStats, create_examples, record_fields
 from jaxbert.errors import JaxbertError
 from jaxbert.tokenize.base import Tokenizer
 
@@ -68,8 +71,9 @@ class BuildSummary:
                 f"{e.padding_tokens} padding) from {c.files} files, {c.documents} documents, {c.sentences} "
                 f"sentences; skipped {c.empty_documents + e.empty_documents} empty documents, "
                 f"{e.single_sentence_documents} one-sentence documents"
-                f"{' (skipped)' if self.format != 'full_sentences' else ' (kept)'}, {e.skipped_chunks} one-token "
-                f"chunks; {c.replaced_lines} lines had invalid UTF-8 replaced; {self.seconds:.1f} s")
+                f"{' (skipped)' if self.format not in PACKED else ' (kept)'}, {e.skipped_chunks} one-token "
+                f"chunks; {e.cut_sentences} sentences longer than an example cut; {c.replaced_lines} lines had "
+                f"invalid UTF-8 replaced; {self.seconds:.1f} s")
 
 
 def build_pretraining_dataset(
@@ -85,21 +89,30 @@ def build_pretraining_dataset(
     text_field: str = "text",
     errors: str = "strict",
     chunk_documents: int = 50_000,
+    word_segmenter: str = "",
+    sentence_split: str = "lines",
+    line_documents: bool = False,
     overwrite: bool = False,
 ) -> BuildSummary:
     """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
 
+    `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
+    `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
+    `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
     If `out_dir` already holds a dataset built with the same options and tokenizer it is reused (its summary
     is returned); a different one raises unless `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
-                           dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents)
+                           dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents,
+                           word_segmenter=word_segmenter, sentence_split=sentence_split)
     paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
-    out = Path(out_dir)
-    corpus = [p if p.startswith("tfds:") else os.path.abspath(p) for p in paths]
-    options = {"corpus": corpus, "example_config": dataclasses.asdict(config), "text_field": text_field,
+    out = storage.path(out_dir)
+    corpus = [p if p.startswith("tfds:") or storage.is_url(p) else os.path.abspath(p) for p in paths]
+    options = {"corpus": corpus, "example_config": _example_options(config), "text_field": text_field,
                "errors": errors, "special": dataclasses.asdict(tokenizer.special),
                "vocab_size": int(tokenizer.vocab_size), "tokenizer_kind": tokenizer.kind}
+    if line_documents:
+        options["line_documents"] = True
     existing = _existing_meta(out)
     if existing is not None and not overwrite:
         if existing["options"] == json.loads(json.dumps(options)):
@@ -114,37 +127,44 @@ def build_pretraining_dataset(
     corpus_stats, example_stats = CorpusStats(), ExampleStats()
 
     def examples() -> Iterator[dict[str, np.ndarray]]:
-        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats)
+        documents = read_documents(paths, text_field=text_field, errors=errors, stats=corpus_stats,
+                                   line_documents=line_documents)
         yield from create_examples(documents, tokenizer, config, example_stats)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
     start = time.perf_counter()
-    try:
-        built = _write_tfds(examples, record_fields(config), tmp)
+    with storage.staged_dir(out, META_FILE, replace=True) as staged, _build_area(staged) as area:
+        built = _write_tfds(examples, record_fields(config), area)
         if example_stats.examples == 0:
             raise DatasetBuildError(f"corpus {', '.join(paths)} gave no {format} examples; check that it holds "
                                     "text (documents separated by blank lines)")
         summary = BuildSummary(format, max_seq_len, corpus_stats, example_stats, time.perf_counter() - start)
-        meta = {"options": options, "summary": summary.to_dict(), "fields": record_fields(config)}
-        (built / META_FILE).write_text(json.dumps(meta, indent=2))
-        _replace_dir(built, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _move_files(built, staged)
+        (staged / META_FILE).write_text(json.dumps(
+            {"options": options, "summary": summary.to_dict(), "fields": record_fields(config)}, indent=2))
     log.info("built %s: %s", out, summary.describe())
     return summary
 
 
+def _example_options(config: ExampleConfig) -> dict[str, Any]:
+    """The example config as stored for reuse checks; options left at their defaults since they were added
+    are left out, so a dataset built before them is still recognised."""
+    options = dataclasses.asdict(config)
+    for key, default in (("word_segmenter", ""), ("sentence_split", "lines")):
+        if options[key] == default:
+            del options[key]
+    return options
+
+
 def read_dataset_meta(data_dir: str | os.PathLike) -> dict[str, Any]:
     """The jaxbert_pretraining.json of a finished dataset; a clear error for anything else."""
-    meta = _existing_meta(Path(data_dir))
+    meta = _existing_meta(storage.path(data_dir))
     if meta is None:
         raise DatasetBuildError(f"{data_dir} is not a complete jaxbert pretraining dataset (no {META_FILE}); "
                                 "build it with build_pretraining_dataset")
     return meta
 
 
-def _existing_meta(out: Path) -> dict[str, Any] | None:
+def _existing_meta(out: storage.Path) -> dict[str, Any] | None:
     try:
         return json.loads((out / META_FILE).read_text())
     except FileNotFoundError:
@@ -153,15 +173,28 @@ def _existing_meta(out: Path) -> dict[str, Any] | None:
         raise DatasetBuildError(f"{out / META_FILE} is unreadable ({e}); rebuild the dataset") from None
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move `src` to `dst`; an old `dst` is moved aside first and removed only once `src` is in place."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+@contextlib.contextmanager
+def _build_area(staged: storage.Path) -> Iterator[Path]:
+    """A local directory TFDS builds in: inside the local staging directory (the files then move, not copy),
+    or a temporary one when the dataset goes to gs:// (array_record writes local files only)."""
+    if storage.is_url(staged):
+        with tempfile.TemporaryDirectory(prefix="jaxbert-dataset-") as tmp:
+            yield Path(tmp)
+        return
+    area = Path(os.fspath(staged)) / ".build"
+    try:
+        yield area
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
+
+
+def _move_files(built: Path, target: storage.Path) -> None:
+    """The built dataset's files into the staging directory: renamed locally, uploaded to gs://."""
+    if storage.is_url(target):
+        storage.copy_tree(built, target)
+        return
+    for f in built.iterdir():
+        os.replace(f, Path(os.fspath(target)) / f.name)
 
 
 def _write_tfds(

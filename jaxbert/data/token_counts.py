@@ -8,12 +8,13 @@ never (`train.py`), so rare tokens are predicted more often than under uniform m
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from jaxbert import storage
 from jaxbert.errors import JaxbertError
 
 COUNTS_FILE = "token_counts.npy"
@@ -35,12 +36,14 @@ def count_tokens(batches: Iterable[Mapping[str, np.ndarray]], vocab_size: int) -
 
 
 def count_dataset_tokens(data_dir: str | os.PathLike, vocab_size: int) -> np.ndarray:
-    """Token counts of one pass over every example of a built pretraining dataset (real tokens only)."""
+    """Token counts of one pass over every example of a built pretraining dataset, local or gs:// (real tokens
+    only)."""
     from jaxbert.data.loader import _raw_data_source, _record_decoder
     from jaxbert.data.tfds_builder import read_dataset_meta
 
-    source = _raw_data_source(data_dir)
     decode = _record_decoder(read_dataset_meta(data_dir)["fields"])
+    source = _raw_data_source(storage.local_copy(data_dir))  # array_record reads local files only
+
     def chunks(size: int = 4096):
         for start in range(0, len(source), size):
             examples = [decode(source[i]) for i in range(start, min(start + size, len(source)))]
@@ -66,26 +69,32 @@ def smoothed_token_probs(counts: Sequence[int] | np.ndarray, smoothing: float = 
     return probs / total
 
 
-def save_counts(counts: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write counts as .npy atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as f:
-        np.save(f, np.asarray(counts, np.int64))
-    tmp.replace(path)
-    return path
+def save_counts(counts: np.ndarray, path: str | os.PathLike) -> storage.Path:
+    """Write counts as .npy, local or gs://, in one write (a local file through a temporary name)."""
+    target = storage.path(path)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(counts, np.int64))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if storage.is_url(target):
+        target.write_bytes(buffer.getvalue())  # an object appears whole or not at all
+    else:
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(target)
+    return target
 
 
 def load_counts(path: str | os.PathLike, vocab_size: int) -> np.ndarray:
-    """Counts from a .npy file of shape [vocab_size]; a one-line error for a missing or mismatched file."""
-    path = Path(path)
+    """Counts from a .npy file (local or gs://) of shape [vocab_size]; a one-line error for a missing or
+    mismatched file."""
+    source = storage.path(path)
     try:
-        counts = np.load(path, allow_pickle=False)
+        counts = np.load(io.BytesIO(source.read_bytes()), allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise JaxbertError(f"config.objective.token_counts: cannot read {path} ({e}); give a .npy file of "
-                           "per-id counts, or leave it empty for `jaxbert distill` to count the training data") from e
+        raise JaxbertError(f"config.objective.token_counts: cannot read {storage.display(source)} ({e}); give a .npy "
+                           "file of per-id counts, or leave it empty for `jaxbert distill` to count the training "
+                           "data") from e
     if counts.shape != (vocab_size,):
-        raise JaxbertError(f"config.objective.token_counts: {path} holds {counts.shape} counts but the vocabulary "
-                           f"has {vocab_size} ids; count with the run's tokenizer")
+        raise JaxbertError(f"config.objective.token_counts: {storage.display(source)} holds {counts.shape} counts but "
+                           f"the vocabulary has {vocab_size} ids; count with the run's tokenizer")
     return counts

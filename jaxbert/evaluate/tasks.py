@@ -71,6 +71,8 @@ TASKS: dict[str, Callable[..., dict[str, float]]] = {
     "squad": squad_v1,
     "squad_v2": _squad_v2,
     "conll2003": _entities,
+    "zh_sentiment": _accuracy,
+    "zh_ner": _entities,  # character-level BIO tags, scored like CoNLL (seqeval's rules)
 }
 _ALIASES = {"squadv1": "squad", "squadv11": "squad", "squadv20": "squad_v2", "mnlimm": "mnli_mismatched"}
 
@@ -102,7 +104,7 @@ def task_metrics(
     sst2 / qnli / rte / wnli / mnli: accuracy; mrpc / qqp: accuracy and f1 (positive class 1);
     cola: mcc; stsb: pearson and spearman; squad: exact_match and f1 (0-100);
     squad_v2: those plus HasAns_* / NoAns_* splits and, given `no_answer_probs`, best_* thresholds;
-    conll2003: entity_f1, precision, recall (entity level, conlleval rules).
+    conll2003, zh_ner: entity_f1, precision, recall (entity level, conlleval rules); zh_sentiment: accuracy.
     Classification predictions may be labels [N] or logits [N, C]; references are gold labels,
     scores, SQuAD {"id", "answers"} mappings or tag sequences, as the task needs.
     """

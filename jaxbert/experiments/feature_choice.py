@@ -279,7 +279,7 @@ def save_chart(results: dict[str, Any], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxbert.commands.pretrain import setup_logging
+    from jaxbert.logs import setup_logging
     from jaxbert.train.experiment import apply_overrides, load_config
 
     parser = argparse.ArgumentParser(prog="python -m jaxbert.experiments.feature_choice", description=__doc__,

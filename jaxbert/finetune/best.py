@@ -1,50 +1,25 @@
 """Keeping the best fine-tuned model of a run as a jaxbert bundle in WORKDIR/best.
 
 The bundle (config + params + tokenizer files) also holds task.json: the task, its label names,
-and the step and metrics it was chosen by. It is replaced atomically, so a kill mid-save leaves
-the previous best whole; `jaxbert.load(WORKDIR)` opens it.
+and the step and metrics it was chosen by. It is written through `jaxbert.formats.write_bundle`: on
+local disk a kill mid-save leaves the previous best whole (renamed into place); on gs:// the bundle
+is committed by its marker, so a kill mid-save leaves an incomplete best/ that the next save replaces.
+`jaxbert.load(WORKDIR)` opens it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 
+from jaxbert import storage
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
-
-BEST_DIR = "best"
-TASK_FILE = "task.json"
-
-
-def read_task_info(bundle: str | os.PathLike) -> dict[str, Any]:
-    """task.json of a best-model bundle ({} when absent)."""
-    path = Path(bundle) / TASK_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise JaxbertError(f"{path} is unreadable ({e}); delete it or re-run the fine-tuning") from e
-
-
-def load_best(workdir: str | os.PathLike) -> Any:
-    """The best model of a fine-tuning workdir (a Pretrained with `label_names` and `task_info`)."""
-    from jaxbert.api import _load_bundle
-
-    bundle = Path(workdir) / BEST_DIR
-    model = _load_bundle(bundle)
-    info = read_task_info(bundle)
-    model.label_names = info.get("labels")
-    model.task_info = info
-    return model
+from jaxbert.formats import BEST_DIR, TASK_FILE, read_task_info, write_bundle
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -67,7 +42,7 @@ class BestKeeper:
                  settings: Mapping[str, Any] | None = None) -> None:
         if mode not in ("max", "min"):
             raise JaxbertError(f"config.eval.mode={mode!r}; use 'max' or 'min'")
-        self.workdir = Path(workdir).absolute()
+        self.workdir = storage.path(workdir)
         self.task, self.metric, self.mode = task, metric, mode
         self.label_names = list(label_names) if label_names is not None else None
         self.tokenizer_dir = tokenizer_dir
@@ -96,18 +71,8 @@ class BestKeeper:
         return True
 
     def _save(self, step: int, value: float, metrics: Mapping[str, float], config: ModelConfig, params: Any) -> None:
-        from jaxbert.api import Pretrained
-
-        target = self.workdir / BEST_DIR
-        staging = self.workdir / f".{BEST_DIR}.tmp-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        Pretrained(config, jax.device_get(params), tokenizer_dir=self.tokenizer_dir).save(staging)
         info = {"task": self.task, "labels": self.label_names, "metric": self.metric, "mode": self.mode,
                 "value": value, "step": int(step), "metrics": {k: float(v) for k, v in metrics.items()},
                 "settings": self.settings}
-        (staging / TASK_FILE).write_text(json.dumps(info, indent=2))
-        old = self.workdir / f".{BEST_DIR}.old-{os.getpid()}"
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        write_bundle(self.workdir / BEST_DIR, config, jax.device_get(params), tokenizer_dir=self.tokenizer_dir,
+                     extra_files={TASK_FILE: info}, replace=True)

@@ -11,6 +11,7 @@ import os
 import ml_collections
 
 from jaxbert.finetune.tasks import get_task
+from jaxbert.train.spec import checkpoint_section, train_section
 
 # Where each task's files sit under the data root (train, eval); eval files that do not exist
 # are replaced by a held-out part of train (see data.eval_size).
@@ -27,6 +28,8 @@ DATA_FILES = {
     "squad_v1": ("squad/train-v1.1.json", "squad/dev-v1.1.json"),
     "squad_v2": ("squad/train-v2.0.json", "squad/dev-v2.0.json"),
     "conll2003": ("conll2003/train.txt", "conll2003/valid.txt"),
+    "zh_sentiment": ("zh/sentiment/train.tsv", "zh/sentiment/dev.tsv"),
+    "zh_ner": ("zh/peoples_daily/199801-train.txt", "zh/peoples_daily/199801-dev.txt"),
 }
 
 
@@ -58,15 +61,14 @@ def finetune_config(task: str, lr: float = 2e-5, batch_size: int = 32, epochs: f
         shuffle_seed=0,
         doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,  # SQuAD
         null_score_diff_threshold=0.0))  # SQuAD v2.0
-    c.train = ml_collections.ConfigDict(dict(
+    # BERT's fine-tuning recipe; every other train/checkpoint field has its spec default (jaxbert.train.spec).
+    c.train = ml_collections.ConfigDict(train_section(
         steps=0,  # 0 = epochs x rows / batch_size
         epochs=float(epochs), batch_size=batch_size, seq_len=seq_len, lr=lr,
         warmup_steps=-1, warmup_ratio=0.1,  # warmup_steps < 0: warmup_ratio x steps (BERT: 10%)
-        schedule="linear", end_lr=0.0, optimizer="adamw", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
-        clip_norm=1.0, grad_accum=1, nan_policy="stop", log_every=50, progress=True,
-        eval_every=0))  # also evaluate every N steps (0: only at the end)
+        log_every=50, eval_every=0))  # also evaluate every N steps (0: only at the end)
     c.eval = ml_collections.ConfigDict(dict(metric=spec.metric, mode="max", batch_size=64))
-    c.checkpoint = ml_collections.ConfigDict(dict(every=1000, keep=1, keep_every=0, async_save=True))
+    c.checkpoint = ml_collections.ConfigDict(checkpoint_section(keep=1))
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c

@@ -22,25 +22,18 @@ import dataclasses
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
 
+from jaxbert import formats, storage
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
 from jaxbert.finetune.batches import EpochBatches
-from jaxbert.finetune.best import BEST_DIR, BestKeeper, read_task_info
-from jaxbert.finetune.run import (
-    TOKENIZER_DIR,
-    FinetuneResult,
-    _copy_tokenizer,
-    encode_options,
-    fill_schedule,
-    make_eval_hook,
-    prepare_data,
-)
+from jaxbert.finetune.best import BestKeeper
+from jaxbert.finetune.run import FinetuneResult, encode_options, make_eval_hook, prepare_data, schedule_values
 from jaxbert.finetune.tasks import get_task
+from jaxbert.formats import BEST_DIR, TOKENIZER_DIR, read_task_info
 
 log = logging.getLogger("jaxbert.distill")
 
@@ -58,16 +51,16 @@ def student_config(config: Any, teacher: ModelConfig) -> ModelConfig:
     return teacher.replace(**overrides)
 
 
-def _source_params(path: str, objective: Any) -> tuple[ModelConfig, Any]:
+def _source_params(source: str, objective: Any) -> tuple[ModelConfig, Any]:
     """(config, params in scan layout) of the checkpoint whose layers start the student."""
-    import jaxbert
     from jaxbert.model import unrolled_to_scan
 
-    if not Path(path).exists():
-        raise JaxbertError(f"config.objective.student_init: no such checkpoint {path}; point it at the pretrained "
+    storage.check_access(source, what="config.objective.student_init")
+    if not storage.path(source).exists():
+        raise JaxbertError(f"config.objective.student_init: no such checkpoint {source}; point it at the pretrained "
                            "model the teacher was fine-tuned from, or leave it empty to start from the teacher")
-    source = jaxbert.load(path)
-    config, params = source.config, source.params
+    loaded = formats.open_model(source)
+    config, params = loaded.config, loaded.params
     if not config.scan_layers and config.sharing != "all":
         params = unrolled_to_scan(params, config)
     return config.replace(scan_layers=True, compute_dtype=objective.model_config.compute_dtype), params
@@ -94,75 +87,89 @@ def initial_student(config: Any, objective: Any) -> Any:
     return jax.jit(build)(rng, src_params)
 
 
-def prepare_student(config: Any, objective: Any, workdir: Path, tokenizer_dir: Path) -> Any:
+def prepare_student(config: Any, objective: Any, workdir: storage.Path, tokenizer_dir: storage.Path) -> Any:
     """The start params, saved once as WORKDIR/student-init (a resumed or repeated run reads them back)."""
-    import jaxbert
-    from jaxbert.api import Pretrained
-
     target = workdir / STUDENT_INIT_DIR
-    if target.is_dir():
-        return jaxbert.load(target).params
+    if formats.is_bundle(target):
+        return formats.open_model(target).params
     params = initial_student(config, objective)
     if jax.process_index() == 0:
-        Pretrained(objective.model_config, jax.device_get(params), tokenizer_dir=tokenizer_dir).save(target)
+        formats.write_bundle(target, objective.model_config, jax.device_get(params), tokenizer_dir=tokenizer_dir)
     return params
+
+
+def _teacher_of(path: str, task: Any) -> tuple[Any, Any, storage.Path]:
+    """(Teacher, its tokenizer, its tokenizer dir), checked to be a classifier of the task's classes."""
+    from jaxbert.objectives.teacher import Teacher
+    from jaxbert.tokenize import load_tokenizer
+
+    if not path:
+        raise JaxbertError("config.objective.teacher: distilling on a task needs a teacher fine-tuned on it (a "
+                           "`jaxbert finetune` workdir, a bundle or a Hugging Face *ForSequenceClassification dir)")
+    teacher = Teacher(path)
+    t_config = teacher.config
+    if t_config.task != "classification" or t_config.num_labels != task.num_labels():
+        raise JaxbertError(f"config.objective.teacher={path} has task={t_config.task!r} with {t_config.num_labels} "
+                           f"outputs, but {task.name} needs a classifier of {task.num_labels()} classes; fine-tune "
+                           f"the teacher on {task.name} first")
+    tok_dir = teacher.tokenizer_dir()
+    if tok_dir is None:
+        raise JaxbertError(f"config.objective.teacher={path} ships no tokenizer files; the student reads the "
+                           "teacher's tokens, so copy them next to the checkpoint")
+    return teacher, load_tokenizer(tok_dir), storage.path(tok_dir)
 
 
 def run_task_distillation(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
     """Distil a fine-tuned teacher into a shallower student on config.task; returns best and final metrics."""
-    import jaxbert
+    from jaxbert.checks import check_seq_len
     from jaxbert.objectives.base import build_objective
-    from jaxbert.objectives.teacher import Teacher, reuse_loaded_teachers
+    from jaxbert.objectives.teacher import reuse_loaded_teachers
     from jaxbert.parallel import create_mesh, maybe_initialize_distributed
-    from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.loop import train
     from jaxbert.train.metrics import write_run_config
+    from jaxbert.train.spec import RunSpec
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
-    workdir = Path(workdir).absolute()
-    spec = get_task(str(config.task.name))
-    if spec.kind != "classification":
-        raise JaxbertError(f"config.task.name={spec.name!r} is a {spec.kind} task; Patient KD's soft targets need "
+    workdir = storage.path(workdir)
+    storage.check_access(workdir, what="--workdir")
+    task = get_task(str(config.task.name))
+    if task.kind != "classification":
+        raise JaxbertError(f"config.task.name={task.name!r} is a {task.kind} task; Patient KD's soft targets need "
                            "class probabilities, so distil on a classification task (sst2, mnli, qnli, rte, ...)")
-    teacher_path = str(config.objective.get("teacher", "") or "")
-    if not teacher_path:
-        raise JaxbertError("config.objective.teacher: distilling on a task needs a teacher fine-tuned on it (a "
-                           "`jaxbert finetune` workdir, a bundle or a Hugging Face *ForSequenceClassification dir)")
     with reuse_loaded_teachers():
-        teacher = Teacher(teacher_path)
-        t_config = teacher.config
-        if t_config.task != "classification" or t_config.num_labels != spec.num_labels():
-            raise JaxbertError(f"config.objective.teacher={teacher_path} has task={t_config.task!r} with "
-                               f"{t_config.num_labels} outputs, but {spec.name} needs a classifier of "
-                               f"{spec.num_labels()} classes; fine-tune the teacher on {spec.name} first")
-        tok_dir = teacher.tokenizer_dir()
-        if tok_dir is None:
-            raise JaxbertError(f"config.objective.teacher={teacher_path} ships no tokenizer files; the student "
-                               "reads the teacher's tokens, so copy them next to the checkpoint")
-        tokenizer = jaxbert.load_tokenizer(tok_dir)
+        teacher_path = str(config.objective.get("teacher", "") or "")
+        teacher, tokenizer, tok_dir = _teacher_of(teacher_path, task)
         data = prepare_data(config, tokenizer)  # bad data stops the run here, before anything is written
+
+        # ---- the student, the objective, the resolved run
+        with config.ignore_type():
+            config.model = student_config(config, teacher.config).to_dict()
+        objective = build_objective(config, tokenizer)
+        model_config = objective.model_config
+        spec = RunSpec.from_config(config, jax.device_count(), schedule_values(config, len(data.train)))
+        check_seq_len(model_config, spec.train.seq_len)
+        spec = dataclasses.replace(spec, experiment={
+            **spec.experiment, "train": {**spec.experiment["train"], "steps": spec.train.steps,
+                                         "warmup_steps": spec.optimizer.warmup_steps}})
+
+        # ---- workdir: tokenizer, the student's start, best-model keeping, run config
         workdir.mkdir(parents=True, exist_ok=True)
         if jax.process_index() == 0:
-            _copy_tokenizer(Path(tok_dir), tokenizer, workdir / TOKENIZER_DIR)
-        with config.ignore_type():
-            config.model = student_config(config, t_config).to_dict()
-        objective = build_objective(config, tokenizer)
-        fill_schedule(config, len(data.train))
-        validate_train_config(config, jax.device_count())
-        mesh = create_mesh(dict(config.mesh))
-        model_config = objective.model_config
-        keeper = BestKeeper(workdir, spec.name, str(config.eval.get("metric", spec.metric)), spec.label_names(),
+            formats.write_tokenizer_dir(workdir / TOKENIZER_DIR, source_dir=tok_dir, tokenizer=tokenizer)
+        mesh = create_mesh(dict(spec.mesh))
+        keeper = BestKeeper(workdir, task.name, str(config.eval.get("metric", task.metric)), task.label_names(),
                             tokenizer_dir=workdir / TOKENIZER_DIR, mode=str(config.eval.get("mode", "max")),
                             settings=dataclasses.asdict(encode_options(config)))
         hook = make_eval_hook(model_config, data, keeper, int(config.eval.get("batch_size", 64)), mesh)
         init_params = prepare_student(config, objective, workdir, workdir / TOKENIZER_DIR)
         log.info("student: %d layers from %s (layers %s); teacher %s (%d layers)", model_config.num_layers,
                  config.objective.get("student_init", "") or "the teacher", list(objective.init_layers),
-                 teacher_path, t_config.num_layers)
-        write_run_config(workdir, config)
-        batches = EpochBatches(data.train.arrays, int(config.train.batch_size),
-                               seed=int(config.data.get("shuffle_seed", 0)))
-        result = train(config, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR,
+                 teacher_path, teacher.config.num_layers)
+        write_run_config(workdir, spec.experiment)
+
+        # ---- train, keeping the best student
+        batches = EpochBatches(data.train.arrays, spec.train.batch_size, seed=int(config.data.get("shuffle_seed", 0)))
+        result = train(spec, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR,
                        mesh=mesh, eval_hook=hook)
     final = {k[len("eval/"):]: v for k, v in result.eval_metrics.items() if k.startswith("eval/")}
     best = read_task_info(workdir / BEST_DIR).get("metrics", {}) if keeper.best_step is not None else {}

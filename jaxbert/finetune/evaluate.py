@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from jaxbert.errors import JaxbertError
@@ -13,11 +12,24 @@ from jaxbert.finetune.predict import predict_logits
 from jaxbert.finetune.tasks import EncodeOptions, TaskSpec, encode_task, get_task, read_task_file
 
 
-def load_task_model(path: str | os.PathLike) -> Any:
-    """A fine-tuned model: a fine-tuning workdir (its best model), a jaxbert bundle or an HF task model dir."""
-    import jaxbert
+@dataclasses.dataclass
+class TaskModel:
+    """A fine-tuned model ready to score data: config, params, tokenizer, and its best-model task.json."""
 
-    model = jaxbert.load(path)
+    config: Any
+    params: Any
+    tokenizer: Any
+    task_info: dict[str, Any]
+
+
+def load_task_model(path: str | os.PathLike) -> TaskModel:
+    """A fine-tuned model: a fine-tuning workdir (its best model), a jaxbert bundle or an HF task model dir."""
+    from jaxbert.formats import open_model
+    from jaxbert.tokenize import find_tokenizer
+
+    loaded = open_model(path)
+    tokenizer = find_tokenizer(loaded.tokenizer_dir) if loaded.tokenizer_dir is not None else None
+    model = TaskModel(loaded.config, loaded.params, tokenizer, loaded.task_info)
     if not model.config.task:
         raise JaxbertError(f"{path} holds a model without a task head ({model.config.family}, heads "
                            f"{list(model.config.heads)}); fine-tune it first with `jaxbert finetune`")
@@ -44,7 +56,7 @@ def evaluate_file(model: Any, task: str, data: str | os.PathLike, max_examples: 
     """(the task's metrics with "examples", rows skipped by reason) of `model` on a data file."""
     spec = get_task(task)
     check_model_fits(model, spec)
-    examples = read_task_file(spec, Path(data), on_error)
+    examples = read_task_file(spec, data, on_error)
     if max_examples > 0:
         examples = examples.subset(examples.items[:max_examples])
     info = getattr(model, "task_info", None) or {}

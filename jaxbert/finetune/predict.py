@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxbert.config import ModelConfig
 from jaxbert.errors import JaxbertError
-from jaxbert.model import EncoderModel
+from jaxbert.model import build_model
 
 INPUT_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -23,7 +23,7 @@ def task_logits(config: ModelConfig, params: Any, input_ids: jax.Array, attentio
                 token_type_ids: jax.Array) -> jax.Array:
     """The task head's logits of one batch (dropout off)."""
     types = token_type_ids if config.type_vocab_size > 0 else None
-    out = EncoderModel(config).apply({"params": params}, input_ids, attention_mask, types, deterministic=True)
+    out = build_model(config).apply({"params": params}, input_ids, attention_mask, types, deterministic=True)
     return out.logits[config.task]
 
 

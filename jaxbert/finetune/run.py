@@ -12,17 +12,16 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
 
+from jaxbert import formats, storage
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
 from jaxbert.finetune.batches import EpochBatches
-from jaxbert.finetune.best import BEST_DIR, BestKeeper, read_task_info
+from jaxbert.finetune.best import BestKeeper
 from jaxbert.finetune.tasks import (
     EncodedSplit,
     EncodeOptions,
@@ -33,13 +32,11 @@ from jaxbert.finetune.tasks import (
     held_out_split,
     read_task_file,
 )
+from jaxbert.formats import BEST_DIR, TOKENIZER_DIR, read_task_info
 from jaxbert.objectives.finetune import Finetune, task_model_config
 
 log = logging.getLogger("jaxbert.finetune")
 
-TOKENIZER_DIR = "tokenizer"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "spiece.model")
 
 
 @dataclasses.dataclass
@@ -88,7 +85,7 @@ def read_splits(config: Any) -> tuple[TaskExamples, TaskExamples, str]:
         raise JaxbertError("config.data.train: no training file; pass --config.data.train=PATH")
     train = read_task_file(spec, str(d.train), on_error)
     eval_path = str(d.get("eval", "") or "")
-    if eval_path and Path(eval_path).is_file():
+    if eval_path and storage.path(eval_path).is_file():
         evaluation, source = read_task_file(spec, eval_path, on_error), eval_path
     else:
         size = d.get("eval_size", 0.1)
@@ -112,28 +109,20 @@ def prepare_data(config: Any, tokenizer: Any) -> FinetuneData:
                         source)
 
 
-def _copy_tokenizer(source_dir: Path | None, tokenizer: Any, target: Path) -> None:
-    """Tokenizer files into the workdir: copied byte for byte where the source has them."""
-    if target.is_dir() and any(target.iterdir()):
-        return
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    copied = False
-    if source_dir is not None:
-        for name in TOKENIZER_FILES:
-            if (source_dir / name).is_file():
-                shutil.copy2(source_dir / name, staging / name)
-                copied = True
-    if not copied:
-        tokenizer.save(str(staging))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+@dataclasses.dataclass
+class Start:
+    """Where a fine-tuning run starts: the base model config (config.init's, with config.model's overrides),
+    the pretrained model (None: random init), its tokenizer and where the tokenizer files are."""
+
+    base: ModelConfig
+    pretrained: formats.LoadedModel | None
+    tokenizer: Any
+    tokenizer_dir: storage.Path | None
 
 
-def load_start(config: Any) -> tuple[ModelConfig, Any, Any, Path | None]:
-    """(base model config, pretrained params or None, tokenizer, tokenizer source dir) of config.init."""
-    import jaxbert
+def load_start(config: Any) -> Start:
+    """The start of a fine-tuning run: config.init, or (random init, tests) config.model + data.tokenizer."""
+    from jaxbert.tokenize import find_tokenizer, load_tokenizer
     from jaxbert.train.experiment import model_spec
 
     spec = model_spec(config)
@@ -143,34 +132,35 @@ def load_start(config: Any) -> tuple[ModelConfig, Any, Any, Path | None]:
         if isinstance(spec, str) and spec:
             raise JaxbertError(f"config.model={spec!r}: with config.init set, model holds ModelConfig overrides "
                                "(a dict such as {'hidden_dropout': 0.1}), not a preset")
-        start = jaxbert.load(init)
-        if start.tokenizer is None:
+        start = formats.open_model(init)
+        tokenizer = find_tokenizer(start.tokenizer_dir) if start.tokenizer_dir is not None else None
+        if tokenizer is None:
             raise JaxbertError(f"config.init={init} has no tokenizer files; fine-tuning needs the tokenizer the "
                                "model was trained with (copy vocab.txt / tokenizer.json next to it)")
         base = start.config.replace(**{k: v for k, v in overrides.items() if k != "preset"})
-        tok_dir = getattr(start, "_tokenizer_dir", None)
-        return base, start.params, start.tokenizer, Path(tok_dir) if tok_dir else None
+        return Start(base, start, tokenizer, start.tokenizer_dir)
     tok_path = str(config.data.get("tokenizer", "") or "")
     if not tok_path:
         raise JaxbertError("config.init is empty: set it to a pretrained checkpoint, or (random init) give "
                            "config.model and config.data.tokenizer")
-    tokenizer = jaxbert.load_tokenizer(tok_path)
-    return resolve_model_config(spec), None, tokenizer, Path(tok_path)
+    return Start(resolve_model_config(spec), None, load_tokenizer(tok_path), storage.path(tok_path))
 
 
-def fill_schedule(config: Any, train_rows: int) -> None:
+def schedule_values(config: Any, train_rows: int) -> dict[str, int]:
     """train.steps from train.epochs when 0, and warmup_steps from warmup_ratio when negative."""
     t = config.train
-    if int(t.steps) <= 0:
+    steps, warmup = int(t.steps), int(t.get("warmup_steps", -1))
+    if steps <= 0:
         epochs = float(t.get("epochs", 3.0))
         if epochs <= 0:
             raise JaxbertError(f"config.train.epochs={epochs}: give a positive number of epochs or train.steps")
-        t.steps = max(1, math.ceil(epochs * train_rows / int(t.batch_size)))
-    if int(t.get("warmup_steps", -1)) < 0:
+        steps = max(1, math.ceil(epochs * train_rows / int(t.batch_size)))
+    if warmup < 0:
         ratio = float(t.get("warmup_ratio", 0.1))
         if not 0.0 <= ratio < 1.0:
             raise JaxbertError(f"config.train.warmup_ratio={ratio}: must be in [0, 1)")
-        t.warmup_steps = int(round(ratio * int(t.steps)))
+        warmup = int(round(ratio * steps))
+    return {"steps": steps, "warmup_steps": warmup}
 
 
 def make_eval_hook(model_config: ModelConfig, data: FinetuneData, keeper: BestKeeper, batch_size: int,
@@ -192,40 +182,53 @@ def make_eval_hook(model_config: ModelConfig, data: FinetuneData, keeper: BestKe
 
 def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
     """Fine-tune config.init on config.task; resumable; returns the best and final eval metrics."""
+    from jaxbert.checks import check_seq_len
     from jaxbert.parallel import create_mesh, maybe_initialize_distributed
-    from jaxbert.train.experiment import validate_train_config
     from jaxbert.train.loop import train
     from jaxbert.train.metrics import write_run_config
+    from jaxbert.train.spec import RunSpec
 
     maybe_initialize_distributed(dict(config.get("distributed", {})))
-    workdir = Path(workdir).absolute()
-    spec = get_task(str(config.task.name))
-    base, pretrained, tokenizer, tok_source = load_start(config)
-    data = prepare_data(config, tokenizer)  # bad data stops the run here, before anything is written
-    workdir.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-        _copy_tokenizer(tok_source, tokenizer, workdir / TOKENIZER_DIR)
+    workdir = storage.path(workdir)
+    storage.check_access(workdir, what="--workdir")
+    task = get_task(str(config.task.name))
+    start = load_start(config)
+    data = prepare_data(config, start.tokenizer)  # bad data stops the run here, before anything is written
+
+    # ---- the task model, the resolved run
     dropout = config.task.get("classifier_dropout")
     overrides = {"classifier_dropout": float(dropout)} if dropout is not None else {}
-    model_config = task_model_config(base, spec.kind, spec.num_labels(), **overrides)
-    objective = Finetune(model_config, spec.kind, pretrained)
-    fill_schedule(config, len(data.train))
-    with config.ignore_type():
-        config.task.kind, config.task.num_labels = spec.kind, model_config.num_labels
-        config.model = model_config.to_dict()
-    validate_train_config(config, jax.device_count())
-    mesh = create_mesh(dict(config.mesh))
-    keeper = BestKeeper(workdir, spec.name, str(config.eval.get("metric", spec.metric)), spec.label_names(),
+    model_config = task_model_config(start.base, task.kind, task.num_labels(), **overrides)
+    objective = Finetune(model_config, task.kind)
+    spec = RunSpec.from_config(config, jax.device_count(), schedule_values(config, len(data.train)))
+    check_seq_len(model_config, spec.train.seq_len)
+    # What the run was: the config as given, with the task model and schedule it resolved to.
+    spec = dataclasses.replace(spec, experiment={
+        **spec.experiment, "model": model_config.to_dict(),
+        "task": {**spec.experiment["task"], "kind": task.kind, "num_labels": model_config.num_labels},
+        "train": {**spec.experiment["train"], "steps": spec.train.steps,
+                  "warmup_steps": spec.optimizer.warmup_steps}})
+
+    # ---- workdir: tokenizer, best-model keeping, run config
+    workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        formats.write_tokenizer_dir(workdir / TOKENIZER_DIR, source_dir=start.tokenizer_dir,
+                                    tokenizer=start.tokenizer)
+    mesh = create_mesh(dict(spec.mesh))
+    keeper = BestKeeper(workdir, task.name, str(config.eval.get("metric", task.metric)), task.label_names(),
                         tokenizer_dir=workdir / TOKENIZER_DIR, mode=str(config.eval.get("mode", "max")),
                         settings=dataclasses.asdict(encode_options(config)))
     hook = make_eval_hook(model_config, data, keeper, int(config.eval.get("batch_size", 64)), mesh)
-    init_params = objective.initial_params(jax.random.key(int(config.seed)))
-    if objective.fresh_params and pretrained is not None:
-        log.info("freshly initialised (not in %s): %s", config.init, ", ".join(objective.fresh_params))
-    write_run_config(workdir, config)
-    batches = EpochBatches(data.train.arrays, int(config.train.batch_size),
-                           seed=int(config.data.get("shuffle_seed", 0)))
-    result = train(config, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR, mesh=mesh,
+    init_params = None
+    if start.pretrained is not None:
+        init_params = objective.initial_params(start.pretrained, jax.random.key(spec.seed))
+        if objective.fresh_params:
+            log.info("freshly initialised (not in %s): %s", config.init, ", ".join(objective.fresh_params))
+    write_run_config(workdir, spec.experiment)
+
+    # ---- train, keeping the best model
+    batches = EpochBatches(data.train.arrays, spec.train.batch_size, seed=int(config.data.get("shuffle_seed", 0)))
+    result = train(spec, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR, mesh=mesh,
                    eval_hook=hook)
     final = {k[len("eval/"):]: v for k, v in result.eval_metrics.items() if k.startswith("eval/")}
     best = {}

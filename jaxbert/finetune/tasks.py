@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from jaxbert.data import conll, glue, squad
+from jaxbert import storage
+from jaxbert.data import conll, glue, pku_ner, squad
 from jaxbert.errors import JaxbertError
 from jaxbert.evaluate import task_metrics
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
-    """One task: its reader ("glue", "squad" or "conll"), head kind, and the metric that picks the best checkpoint."""
+    """One task: its reader ("glue", "squad", "conll" or "pku"), head kind, and the metric that picks the best
+    checkpoint."""
 
     name: str
     source: str
@@ -37,8 +39,8 @@ class TaskSpec:
     def num_labels(self) -> int:
         if self.source == "glue":
             return self.glue.num_labels
-        if self.source == "conll":
-            return len(conll.STANDARD_TAGS)
+        if self.source in ("conll", "pku"):
+            return len(self.label_names())
         return 2
 
     def label_names(self) -> tuple[str, ...] | None:
@@ -47,6 +49,8 @@ class TaskSpec:
             return self.glue.label_names
         if self.source == "conll":
             return conll.STANDARD_TAGS
+        if self.source == "pku":
+            return pku_ner.ZH_TAGS
         return None
 
 
@@ -69,9 +73,13 @@ TASKS: dict[str, TaskSpec] = {
     "squad_v1": TaskSpec("squad_v1", "squad", "span", "f1", "squad"),
     "squad_v2": TaskSpec("squad_v2", "squad", "span", "f1", "squad_v2"),
     "conll2003": TaskSpec("conll2003", "conll", "token", "entity_f1", "conll2003"),
+    # Chinese: reviews in SST-2's TSV layout; People's Daily entities (PER/LOC/ORG) from the PKU tags.
+    "zh_sentiment": _glue("zh_sentiment", "accuracy"),
+    "zh_ner": TaskSpec("zh_ner", "pku", "token", "entity_f1", "zh_ner"),
 }
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "squad": "squad_v1", "squadv1": "squad_v1", "squadv2": "squad_v2",
-            "squad-v1": "squad_v1", "squad-v2": "squad_v2", "conll": "conll2003", "conll-2003": "conll2003"}
+            "squad-v1": "squad_v1", "squad-v2": "squad_v2", "conll": "conll2003", "conll-2003": "conll2003",
+            "zh-sentiment": "zh_sentiment", "zh-ner": "zh_ner"}
 
 
 def get_task(name: str) -> TaskSpec:
@@ -118,7 +126,7 @@ def _check_conll_tags(path: Path, sentences: Sequence[conll.ConllSentence], tags
 
 
 def read_task_file(spec: TaskSpec, path: str | Path, on_error: str = "raise") -> TaskExamples:
-    """Examples of a task's data file: a GLUE TSV, a SQuAD JSON or a CoNLL-2003 text file.
+    """Examples of a task's data file: a GLUE TSV, a SQuAD JSON, a CoNLL-2003 text file or PKU-tagged text.
 
     Bad rows (wrong column count, a label outside the task's set, a SQuAD answer that does not
     match its offset) raise a one-line error naming the file and line / question id; with
@@ -126,7 +134,7 @@ def read_task_file(spec: TaskSpec, path: str | Path, on_error: str = "raise") ->
     """
     if on_error not in ("raise", "skip"):
         raise JaxbertError(f"config.data.on_error={on_error!r}; use 'raise' or 'skip'")
-    path = Path(path)
+    path = storage.path(path)
     if spec.source == "glue":
         split = glue.read_glue_tsv(path, spec.glue, on_error=on_error)
         return TaskExamples(spec, split.examples, split.skipped, str(path))
@@ -135,6 +143,8 @@ def read_task_file(spec: TaskSpec, path: str | Path, on_error: str = "raise") ->
         if spec.name == "squad_v1" and any(e.is_impossible for e in data.examples):
             raise squad.SquadDataError(f"{path} holds unanswerable (SQuAD v2.0) questions; use task squad_v2")
         return TaskExamples(spec, data.examples, data.skipped, str(path))
+    if spec.source == "pku":
+        return TaskExamples(spec, pku_ner.read_pku_ner(path), Counter(), str(path))
     sentences = conll.read_conll(path)
     kept, bad = _check_conll_tags(path, sentences, conll.STANDARD_TAGS, on_error)
     out = TaskExamples(spec, kept, Counter(), str(path))
@@ -234,13 +244,14 @@ def _encode_squad(examples: TaskExamples, tokenizer: Any, opts: EncodeOptions) -
 
 def _encode_conll(examples: TaskExamples, tokenizer: Any, opts: EncodeOptions) -> EncodedSplit:
     items = list(examples.items)
-    features = conll.encode_conll(items, tokenizer, conll.STANDARD_TAGS, max_length=opts.max_length)
+    spec = examples.spec
+    tags = spec.label_names()
+    features = conll.encode_conll(items, tokenizer, tags, max_length=opts.max_length)
     gold = [list(s.tags) for s in items]
 
     def score(logits: np.ndarray) -> dict[str, float]:
-        predicted = conll.predictions_to_words(np.asarray(logits), features.word_ids, features.num_words,
-                                               conll.STANDARD_TAGS)
-        return task_metrics("conll2003", predicted, gold)
+        predicted = conll.predictions_to_words(np.asarray(logits), features.word_ids, features.num_words, tags)
+        return task_metrics(spec.eval_name, predicted, gold)
 
     skipped = Counter(examples.skipped)
     truncated = int((features.truncated > 0).sum())
@@ -254,5 +265,5 @@ def encode_task(examples: TaskExamples, tokenizer: Any, opts: EncodeOptions | No
     if not examples.items:
         raise JaxbertError(f"no {examples.spec.name} examples to encode ({examples.source}); check the data file")
     opts = opts or EncodeOptions()
-    encoders = {"glue": _encode_glue, "squad": _encode_squad, "conll": _encode_conll}
+    encoders = {"glue": _encode_glue, "squad": _encode_squad, "conll": _encode_conll, "pku": _encode_conll}
     return encoders[examples.spec.source](examples, tokenizer, opts)

@@ -1,6 +1,6 @@
 """Hugging Face interop: open a save_pretrained directory as (ModelConfig, params), and write one back.
 
-Supported model_type: bert, roberta, albert, electra, distilbert. Weights are read with the
+Supported model_type: bert, roberta, albert, electra, distilbert, xlnet. Weights are read with the
 safetensors numpy API; a pytorch_model.bin only through torch.load(weights_only=True).
 """
 
@@ -165,7 +165,8 @@ def load_hf(path: str | os.PathLike) -> tuple[ModelConfig, Params]:
     prefix = names.base_prefix + "."
     if not any(k.startswith(prefix) for k in tensors.tensors):
         prefix = ""  # a bare *Model checkpoint
-    heads = tuple(h for h, entries in names.heads.items() if f"{entries[0][1]}.weight" in tensors.tensors)
+    heads = tuple(h for h, entries in names.heads.items()
+                  if f"{entries[0][1]}.weight" in tensors.tensors or entries[0][1] in tensors.tensors)
     has_pooler = names.pooler is not None and f"{prefix}{names.pooler[1]}.weight" in tensors.tensors
     config = model_config_from_hf(hf, heads, has_pooler, source)
 

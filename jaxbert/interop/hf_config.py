@@ -1,4 +1,4 @@
-"""Hugging Face config.json fields <-> ModelConfig, for bert, roberta, albert, electra and distilbert."""
+"""Hugging Face config.json fields <-> ModelConfig, for bert, roberta, albert, electra, distilbert and xlnet."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "distilbert": dict(vocab_size=30522, max_position_embeddings=512, sinusoidal_pos_embds=False, n_layers=6,
                        n_heads=12, dim=768, hidden_dim=3072, dropout=0.1, attention_dropout=0.1,
                        activation="gelu", initializer_range=0.02, pad_token_id=0, tie_word_embeddings=True),
+    "xlnet": dict(vocab_size=32000, d_model=1024, n_layer=24, n_head=16, d_inner=4096, ff_activation="gelu",
+                  attn_type="bi", initializer_range=0.02, layer_norm_eps=1e-12, dropout=0.1, mem_len=512,
+                  reuse_len=None, bi_data=False, clamp_len=-1, pad_token_id=5, tie_word_embeddings=True),
 }
 
 # HF activation names -> ours. The tanh-approximation variants are the same function.
@@ -63,6 +66,8 @@ def model_config_from_hf(hf: Mapping[str, Any], heads: tuple[str, ...], pooler: 
     def unsupported(what: str, fix: str) -> JaxbertError:
         return JaxbertError(f"{source}: {what} is not supported; {fix}")
 
+    if model_type == "xlnet":
+        return _xlnet_config(hf, get, heads, unsupported, source)
     if "mlm" in heads and not get("tie_word_embeddings"):
         raise unsupported("an untied MLM decoder (tie_word_embeddings=false)",
                           "jaxbert ties the decoder to the word embeddings")
@@ -110,6 +115,51 @@ def model_config_from_hf(hf: Mapping[str, Any], heads: tuple[str, ...], pooler: 
         return ModelConfig(**fields)
     except ConfigError as e:
         raise JaxbertError(f"{source}: {e}") from e
+
+
+def _xlnet_config(hf: Mapping[str, Any], get: Any, heads: tuple[str, ...], unsupported: Any,
+                  source: str) -> ModelConfig:
+    """The ModelConfig of an XLNetConfig's fields (transformers' d_model, n_layer, ... names)."""
+    if "lm" in heads and not get("tie_word_embeddings"):
+        raise unsupported("an untied LM decoder (tie_word_embeddings=false)",
+                          "jaxbert ties the decoder to the word embeddings")
+    if get("attn_type") != "bi":
+        raise unsupported(f"attn_type={get('attn_type')!r} (Transformer-XL's causal attention)",
+                          "jaxbert's XLNet attends bidirectionally ('bi')")
+    if get("reuse_len"):
+        raise unsupported(f"reuse_len={get('reuse_len')}", "memory keeps whole segments; set reuse_len to null")
+    d_model, n_head = get("d_model"), get("n_head")
+    if hf.get("d_head") not in (None, d_model // max(n_head, 1)):
+        raise unsupported(f"d_head={hf['d_head']} with d_model={d_model}, n_head={n_head}",
+                          "use d_head = d_model / n_head")
+    fields = dict(family="xlnet", vocab_size=get("vocab_size"), hidden_size=d_model, num_layers=get("n_layer"),
+                  num_heads=n_head, intermediate_size=get("d_inner"),
+                  hidden_act=_activation(get("ff_activation"), source), hidden_dropout=get("dropout"),
+                  attention_dropout=get("dropout"), layer_norm_eps=get("layer_norm_eps"),
+                  initializer_range=get("initializer_range"), pad_token_id=get("pad_token_id"), pooler=False,
+                  heads=canonical_heads(heads), bi_data=bool(get("bi_data")), clamp_len=int(get("clamp_len")),
+                  # mem_len null (the released checkpoints' value) keeps every past state, as 0 does here
+                  mem_len=int((hf["mem_len"] if "mem_len" in hf else get("mem_len")) or 0))
+    try:
+        return ModelConfig(**fields)
+    except ConfigError as e:
+        raise JaxbertError(f"{source}: {e}") from e
+
+
+def _xlnet_config_dict(config: ModelConfig, arch: str) -> dict[str, Any]:
+    if config.hidden_dropout != config.attention_dropout:
+        raise JaxbertError("cannot export xlnet to Hugging Face: XLNet has one dropout rate for attention and "
+                           f"hidden states, got {config.attention_dropout} and {config.hidden_dropout}; set both alike")
+    # No max_position_embeddings: XLNetConfig has no length limit and refuses the field.
+    return dict(model_type="xlnet", architectures=[arch], vocab_size=config.vocab_size, d_model=config.hidden_size,
+                n_layer=config.num_layers, n_head=config.num_heads, d_head=config.head_dim,
+                d_inner=config.intermediate_size, ff_activation=_ACT_TO_HF[config.hidden_act],
+                dropout=config.hidden_dropout, layer_norm_eps=config.layer_norm_eps,
+                initializer_range=config.initializer_range, pad_token_id=config.pad_token_id,
+                tie_word_embeddings=True, attn_type="bi", bi_data=config.bi_data, clamp_len=config.clamp_len,
+                mem_len=config.mem_len or None, reuse_len=None, same_length=False, untie_r=True,
+                summary_type="last", summary_use_proj=True, summary_activation="tanh",
+                summary_last_dropout=config.classifier_dropout)
 
 
 def architecture(config: ModelConfig) -> str:
@@ -171,6 +221,8 @@ def _check_exportable(config: ModelConfig) -> None:
 def hf_config_dict(config: ModelConfig) -> dict[str, Any]:
     """The config.json contents of the matching transformers model (architectures included)."""
     arch = architecture(config)
+    if config.family == "xlnet":
+        return _xlnet_config_dict(config, arch)
     _check_exportable(config)
     common = dict(model_type=config.family, architectures=[arch], vocab_size=config.vocab_size,
                   max_position_embeddings=config.max_position_embeddings, initializer_range=config.initializer_range,

@@ -18,6 +18,8 @@ LEAVES: dict[str, tuple[tuple[str, str], ...]] = {
     "qkv": (("kernel", "weight"), ("bias", "bias")),
     "attn_out": (("kernel", "weight"), ("bias", "bias")),
     "vector": (("", ""),),
+    "param": (("kernel", ""),),
+    "head_out": (("kernel", ""),),
 }
 
 
@@ -37,11 +39,19 @@ def hf_shape(kind: str, leaf: str, ours: Shape) -> Shape:
         return (ours[1] * ours[2], ours[0])
     if kind == "attn_out":  # [heads, head_dim, H] -> [H, heads*head_dim]
         return (ours[2], ours[0] * ours[1])
+    if kind == "param":  # a bare nn.Parameter in our layout (XLNet's q, k, v, r [H, heads, head_dim])
+        return tuple(ours)
+    if kind == "head_out":  # [heads, head_dim, H] <- XLNet's o [H, heads, head_dim]
+        return (ours[2], ours[0], ours[1])
     raise ValueError(f"unknown module kind {kind!r}")
 
 
 def to_ours(kind: str, leaf: str, tensor: np.ndarray, ours: Shape) -> np.ndarray:
     """An HF tensor (already shape-checked against hf_shape) in our layout."""
+    if leaf == "kernel" and kind == "param":
+        return np.ascontiguousarray(tensor)
+    if leaf == "kernel" and kind == "head_out":
+        return np.ascontiguousarray(tensor.transpose(1, 2, 0))
     if leaf == "kernel":
         return np.ascontiguousarray(tensor.T.reshape(ours))
     return tensor.reshape(ours)
@@ -51,6 +61,10 @@ def to_hf(kind: str, leaf: str, array: np.ndarray) -> np.ndarray:
     """Our leaf in the HF layout."""
     if leaf != "kernel":
         return np.ascontiguousarray(array.reshape(-1)) if kind == "qkv" else np.ascontiguousarray(array)
+    if kind == "param":
+        return np.ascontiguousarray(array)
+    if kind == "head_out":
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
     if kind == "qkv":
         return np.ascontiguousarray(array.reshape(array.shape[0], -1).T)
     if kind == "attn_out":

@@ -8,7 +8,9 @@ module (a "." key prefix). `kind` says how the tensors convert (see `jaxbert.int
 - "linear":     {kernel [in, out], bias} <- {weight [out, in], bias}
 - "qkv":        {kernel [H, heads, head_dim], bias [heads, head_dim]} <- {weight [heads*head_dim, H], bias}
 - "attn_out":   {kernel [heads, head_dim, H], bias} <- {weight [H, heads*head_dim], bias}
-- "vector":     one leaf <- one tensor (the MLM output bias)
+- "vector":     one leaf <- one tensor (the MLM output bias; XLNet's attention biases, mask_emb)
+- "param":      {kernel} <- a bare parameter in the same layout (XLNet's q, k, v, r [H, heads, head_dim])
+- "head_out":   {kernel [heads, head_dim, H]} <- XLNet's o [H, heads, head_dim]
 
 Base-model keys (embeddings, encoder, pooler) are relative to the family's `base_prefix`
 ("bert.", "albert.", ...), which a bare *Model checkpoint omits; head keys are absolute.
@@ -150,6 +152,31 @@ FAMILIES: dict[str, FamilyNames] = {
     ),
 }
 
+_XLNET_ATTENTION = "rel_attn"
+FAMILIES["xlnet"] = FamilyNames(
+    base_prefix="transformer",
+    embeddings=(("embeddings/word", "word_embedding", "embedding"),
+                ("embeddings/mask_emb", "mask_emb", "vector")),
+    layer_prefix="layer.{i}",
+    layer=(
+        ("attention/query", f"{_XLNET_ATTENTION}.q", "param"),
+        ("attention/key", f"{_XLNET_ATTENTION}.k", "param"),
+        ("attention/value", f"{_XLNET_ATTENTION}.v", "param"),
+        ("attention/position", f"{_XLNET_ATTENTION}.r", "param"),
+        ("attention/out", f"{_XLNET_ATTENTION}.o", "head_out"),
+        ("attention/content_bias", f"{_XLNET_ATTENTION}.r_w_bias", "vector"),
+        ("attention/position_bias", f"{_XLNET_ATTENTION}.r_r_bias", "vector"),
+        ("attention/segment_bias", f"{_XLNET_ATTENTION}.r_s_bias", "vector"),
+        ("attention/segment_embed", f"{_XLNET_ATTENTION}.seg_embed", "vector"),
+        ("attention/norm", f"{_XLNET_ATTENTION}.layer_norm", "layernorm"),
+        ("ffn/intermediate", "ff.layer_1", "linear"),
+        ("ffn/output", "ff.layer_2", "linear"),
+        ("ffn/norm", "ff.layer_norm", "layernorm"),
+    ),
+    heads={"lm": (("lm_head/bias", "lm_loss.bias", "vector"),)},
+    tied=("lm_loss.weight",),
+)
+
 # Non-persistent buffers that older transformers versions saved; never weights.
 BUFFER_SUFFIXES = ("position_ids", "token_type_ids")
 
@@ -172,4 +199,6 @@ ARCHITECTURES: dict[tuple[str, tuple[str, ...], bool], str] = {
     ("electra", (), False): "ElectraModel",
     ("distilbert", ("mlm",), False): "DistilBertForMaskedLM",
     ("distilbert", (), False): "DistilBertModel",
+    ("xlnet", ("lm",), False): "XLNetLMHeadModel",
+    ("xlnet", (), False): "XLNetModel",
 }

@@ -1,5 +1,6 @@
 """Hugging Face interop for fine-tuned task models: *ForSequenceClassification, *ForQuestionAnswering,
-*ForTokenClassification, for bert, roberta, albert, electra and distilbert.
+*ForTokenClassification, for bert, roberta, albert, electra, distilbert and xlnet (whose extractive QA
+class is XLNetForQuestionAnsweringSimple: XLNetForQuestionAnswering's beam-search heads are not ours).
 
 Builds on the base-model name tables of `jaxbert.interop.hf_names`: the encoder keeps its keys under
 the family prefix ("bert.", "roberta.", ...), and the task head maps onto the class's head modules.
@@ -36,9 +37,14 @@ from jaxbert.model import check_params, param_shapes, unrolled_to_scan
 Params = Any
 
 CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
-                "distilbert": "DistilBert"}
+                "distilbert": "DistilBert", "xlnet": "XLNet"}
 TASK_SUFFIX = {"classification": "ForSequenceClassification", "span": "ForQuestionAnswering",
                "token": "ForTokenClassification"}
+_SUFFIX_OVERRIDES = {("xlnet", "span"): "ForQuestionAnsweringSimple"}
+
+
+def _class_name(family: str, task: str) -> str:
+    return CLASS_PREFIX[family] + _SUFFIX_OVERRIDES.get((family, task), TASK_SUFFIX[task])
 
 # (ours, theirs, kind) of each task head, per family.
 _CLASSIFIER_WITH_DENSE = (("task_head/dense", "classifier.dense", "linear"),
@@ -49,12 +55,14 @@ TASK_HEADS: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {
     ("electra", "classification"): _CLASSIFIER_WITH_DENSE,
     ("distilbert", "classification"): (("task_head/dense", "pre_classifier", "linear"),
                                        ("task_head/out", "classifier", "linear")),
+    ("xlnet", "classification"): (("task_head/dense", "sequence_summary.summary", "linear"),
+                                  ("task_head/out", "logits_proj", "linear")),
     **{(f, "span"): (("task_head/out", "qa_outputs", "linear"),) for f in CLASS_PREFIX},
     **{(f, "token"): (("task_head/out", "classifier", "linear"),) for f in CLASS_PREFIX},
 }
 # Where each family's config.json keeps the task head's dropout.
 _DROPOUT_FIELD = {"bert": "classifier_dropout", "roberta": "classifier_dropout", "electra": "classifier_dropout",
-                  "albert": "classifier_dropout_prob"}
+                  "albert": "classifier_dropout_prob", "xlnet": "summary_last_dropout"}
 
 
 def task_architecture(config: ModelConfig) -> str:
@@ -66,13 +74,13 @@ def task_architecture(config: ModelConfig) -> str:
                            "drop the pretraining heads (heads=()) before exporting")
     wants_pooler = config.task == "classification" and config.family in ("bert", "albert")
     if config.pooler != wants_pooler:
-        raise JaxbertError(f"transformers' {CLASS_PREFIX[config.family]}{TASK_SUFFIX[config.task]} has "
+        raise JaxbertError(f"transformers' {_class_name(config.family, config.task)} has "
                            f"{'a' if wants_pooler else 'no'} pooler; set pooler={wants_pooler}")
-    return CLASS_PREFIX[config.family] + TASK_SUFFIX[config.task]
+    return _class_name(config.family, config.task)
 
 
 def is_task_architecture(name: str) -> bool:
-    return any(name == CLASS_PREFIX[f] + s for f in CLASS_PREFIX for s in TASK_SUFFIX.values())
+    return any(name == _class_name(f, t) for f in CLASS_PREFIX for t in TASK_SUFFIX)
 
 
 def task_config_dict(config: ModelConfig, label_names: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
@@ -151,9 +159,10 @@ def hf_task_of(path: str | os.PathLike) -> str | None:
         archs = json.loads((p / CONFIG_FILE).read_text(encoding="utf-8")).get("architectures") or []
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return None
-    for task, suffix in TASK_SUFFIX.items():
-        if archs and isinstance(archs[0], str) and archs[0].endswith(suffix) and is_task_architecture(archs[0]):
-            return task
+    for family in CLASS_PREFIX:
+        for task in TASK_SUFFIX:
+            if archs and archs[0] == _class_name(family, task):
+                return task
     return None
 
 
@@ -183,6 +192,10 @@ def load_hf_task(path: str | os.PathLike) -> tuple[ModelConfig, Params]:
         _DROPOUT_FIELD[base.family])
     config = base.replace(task=task, num_labels=num_labels,
                           classifier_dropout=float(dropout) if dropout is not None else base.hidden_dropout)
+    if config.family == "xlnet":
+        _check_xlnet_summary(fields, task, directory)
+        if task != "classification":  # XLNet's QA and token heads read the (already dropped-out) output as is
+            config = config.replace(classifier_dropout=0.0)
     tensors = read_weights(directory)
     expected = hf._flatten(param_shapes(config))
     flat = hf._flatten(encoder_params)
@@ -198,3 +211,17 @@ def load_hf_task(path: str | os.PathLike) -> tuple[ModelConfig, Params]:
     params = jax.tree_util.tree_map(jnp.asarray, hf._unflatten(flat))
     check_params(config, params, source=str(directory))
     return config, params
+
+
+def _check_xlnet_summary(fields: dict[str, Any], task: str, directory: Path) -> None:
+    """XLNetForSequenceClassification's summary must be jaxbert's: last token -> dense -> tanh."""
+    if task != "classification":
+        return
+    want = {"summary_type": "last", "summary_use_proj": True, "summary_activation": "tanh"}
+    for key, value in want.items():
+        if fields.get(key, value) != value:
+            raise JaxbertError(f"{directory / CONFIG_FILE}: {key}={fields[key]!r} is not supported; jaxbert's XLNet "
+                               f"classifier is summary_type='last', summary_use_proj=true, summary_activation='tanh'")
+    if fields.get("summary_proj_to_labels") or fields.get("summary_first_dropout"):
+        raise JaxbertError(f"{directory / CONFIG_FILE}: summary_proj_to_labels / summary_first_dropout are not "
+                           "supported; jaxbert's XLNet summary projects to hidden_size with no first dropout")

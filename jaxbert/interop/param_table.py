@@ -159,7 +159,7 @@ def render() -> str:
         "`tests/test_param_counts.py` fails when this page is stale, and checks that every preset's total "
         "equals the parameter count of the matching transformers pretraining model (BertForPreTraining, "
         "RobertaForMaskedLM, AlbertForPreTraining, ElectraForPreTraining / ElectraForMaskedLM, "
-        "DistilBertForMaskedLM; tied decoder weights counted once).",
+        "DistilBertForMaskedLM, XLNetLMHeadModel; tied decoder weights counted once).",
         "",
         "*With pretraining heads*: the family's pretraining model (MLM decoder tied to the word embeddings, "
         "so only its bias counts). *Encoder-only*: embeddings + encoder layers + pooler (where the family has one). "
@@ -171,7 +171,9 @@ def render() -> str:
         "",
         "Summary: the compact BERTs' README figures, BERT-base's 110M and RoBERTa's figures count the "
         "pretraining heads; ALBERT's and DistilBERT's count the encoder alone. ELECTRA generators have no "
-        "separate figure in the paper (their size is given as a fraction of the discriminator's width).",
+        "separate figure in the paper (their size is given as a fraction of the discriminator's width). "
+        "The XLNet paper gives no parameter counts (XLNet-Large has BERT-Large's shape); XLNet's layers hold "
+        "an extra relative-position projection and bias vectors per layer, and no position table or pooler.",
         "",
         "## ALBERT-base by sharing mode and embedding size (Lan et al. 2020, Tables 3 and 4)",
         "",

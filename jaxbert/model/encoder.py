@@ -56,10 +56,30 @@ def _init_shared_block(config: ModelConfig, kind: str):
     hidden = jnp.zeros((1, 1, config.hidden_size), jnp.dtype(config.compute_dtype))
     args = (hidden, jnp.ones((1, 1), bool)) if kind == "attention" else (hidden,)
 
-    def init(rng: jax.Array) -> Any:
-        return BLOCKS[kind](config, True, parent=None).init(rng, *args)["params"]
+    def init(rng: jax.Array) -> Any:  # with the xla kernel: splash cannot trace a length-1 input, owns no params
+        return BLOCKS[kind](config.replace(attention_kernel="xla"), True, parent=None).init(rng, *args)["params"]
 
     return init
+
+
+def remat_layer(layer_cls: type[nn.Module], config: ModelConfig) -> type[nn.Module]:
+    """`layer_cls` under the config's remat policy (itself when remat is "none")."""
+    if config.remat == "none":
+        return layer_cls
+    return nn.remat(layer_cls, policy=REMAT_POLICIES[config.remat], prevent_cse=not config.scan_layers)
+
+
+def scan_layer(layer_cls: type[nn.Module], config: ModelConfig, in_axes: tuple, shared: bool = False
+               ) -> type[nn.Module]:
+    """`layer_cls` applied num_layers times by nn.scan: per-layer params stacked on a leading "layers"
+    axis (one set broadcast to every step when `shared`), a fresh dropout rng per layer. `in_axes` says,
+    per call argument, nn.broadcast or the axis its per-layer slices stack on."""
+    if shared:
+        axes = dict(variable_broadcast="params", split_rngs={"params": False, "dropout": True})
+    else:
+        axes = dict(variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True})
+    return nn.scan(layer_cls, in_axes=in_axes, length=config.num_layers,
+                   metadata_params={nn.PARTITION_NAME: "layers"}, **axes)
 
 
 class Encoder(nn.Module):
@@ -76,19 +96,12 @@ class Encoder(nn.Module):
         if partial != "none":
             shared_params = self.param(f"shared_{partial}", _init_shared_block(cfg, partial))
 
-        layer_cls = EncoderLayer
-        if cfg.remat != "none":
-            layer_cls = nn.remat(layer_cls, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan_layers)
+        layer_cls = remat_layer(EncoderLayer, cfg)
         make_layer = lambda cls, name: cls(cfg, self.deterministic, self.output_hidden_states, partial,
                                            name=name)
 
         if cfg.scan_layers:
-            if cfg.sharing == "all":
-                axes = dict(variable_broadcast="params", split_rngs={"params": False, "dropout": True})
-            else:
-                axes = dict(variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True})
-            scanned = nn.scan(layer_cls, in_axes=(nn.broadcast, nn.broadcast), length=cfg.num_layers,
-                              metadata_params={nn.PARTITION_NAME: "layers"}, **axes)
+            scanned = scan_layer(layer_cls, cfg, (nn.broadcast, nn.broadcast), shared=cfg.sharing == "all")
             x, per_layer = make_layer(scanned, "layers")(x, mask, shared_params)
             return x, per_layer
 

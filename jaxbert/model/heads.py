@@ -56,6 +56,16 @@ class RTDHead(nn.Module):
         return dense(cfg, 1, ("hidden", None), name="prediction")(h)[..., 0].astype(jnp.float32)
 
 
+def last_token(hidden: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """h at each row's last real token, [B, H]: XLNet's <cls> whether the batch is padded left (as XLNet's
+    tokenizer pads, so this is h[:, -1]) or right."""
+    if mask is None:
+        return hidden[:, -1]
+    t = hidden.shape[1]
+    last = t - 1 - jnp.argmax(jnp.flip(mask.astype(bool), axis=1), axis=1)
+    return jnp.take_along_axis(hidden, last[:, None, None].astype(jnp.int32), axis=1)[:, 0]
+
+
 class ClassificationHead(nn.Module):
     """Sequence classification / regression, shaped like each family's *ForSequenceClassification head."""
 
@@ -63,12 +73,14 @@ class ClassificationHead(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, last: jax.Array, pooled: jax.Array | None) -> jax.Array:
+    def __call__(self, last: jax.Array, pooled: jax.Array | None, mask: jax.Array | None = None) -> jax.Array:
         cfg = self.config
         drop = nn.Dropout(cfg.classifier_dropout)
         kind = CLASSIFIER_INPUT[cfg.family]
         if kind == "pooler":
             x = pooled
+        elif kind == "last_dense_tanh":  # XLNet's summary: no dropout before the dense layer
+            x = jnp.tanh(dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(last_token(last, mask)))
         else:
             act = {"dense_tanh": jnp.tanh, "dense_gelu": ACTIVATIONS["gelu"], "dense_relu": jax.nn.relu}[kind]
             x = drop(last[:, 0], deterministic=self.deterministic)

@@ -46,6 +46,7 @@ class Dense(nn.Module):
     features: tuple[int, ...]
     kernel_axes: tuple[str | None, ...]
     axis: tuple[int, ...] = (-1,)
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -54,17 +55,19 @@ class Dense(nn.Module):
         pdt, cdt = dtype_of(cfg.param_dtype), dtype_of(cfg.compute_dtype)
         in_shape = tuple(x.shape[a] for a in axis)
         kernel = self.param("kernel", kernel_init(cfg, self.kernel_axes), in_shape + self.features, pdt)
-        bias = self.param("bias", zeros_init(self.kernel_axes[-len(self.features):]), self.features, pdt)
         y = jax.lax.dot_general(x.astype(cdt), kernel.astype(cdt), ((axis, tuple(range(len(axis)))), ((), ())))
+        if not self.use_bias:
+            return y
+        bias = self.param("bias", zeros_init(self.kernel_axes[-len(self.features):]), self.features, pdt)
         return y + bias.astype(cdt)
 
 
 def dense(config: ModelConfig, features: int | tuple[int, ...], kernel_axes: Sequence[str | None],
-          axis: int | tuple[int, ...] = -1, name: str | None = None) -> Dense:
-    """A Dense layer in the config's compute/param dtypes with logically named kernel and bias."""
+          axis: int | tuple[int, ...] = -1, name: str | None = None, use_bias: bool = True) -> Dense:
+    """A Dense layer in the config's compute/param dtypes with logically named kernel and (unless told not to) bias."""
     feats = features if isinstance(features, tuple) else (features,)
     axes = axis if isinstance(axis, tuple) else (axis,)
-    return Dense(config, feats, tuple(kernel_axes), axes, name=name)
+    return Dense(config, feats, tuple(kernel_axes), axes, use_bias, name=name)
 
 
 class LayerNorm(nn.Module):

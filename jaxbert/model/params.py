@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import ModelConfig
-from jaxbert.model.model import EncoderModel
+from jaxbert.model.build import build_model
 
 Params = Any
 
@@ -23,7 +23,10 @@ def dummy_inputs(config: ModelConfig, batch: int = 1, length: int = 8) -> dict[s
 def init_boxed(config: ModelConfig, rng: jax.Array) -> Params:
     """Params with their nn.Partitioned logical-axis boxes (what sharded init needs)."""
     length = min(8, config.max_position_embeddings - config.position_offset - 1)
-    return EncoderModel(config).init(rng, **dummy_inputs(config, length=length))["params"]
+    batch = 2 if config.bi_data else 1  # XLNet's bi_data halves the batch into forward and backward rows
+    # The attention kernel owns no params; splash could not trace this short dummy input.
+    model = build_model(config.replace(attention_kernel="xla"))
+    return model.init(rng, **dummy_inputs(config, batch, length))["params"]
 
 
 def init_params(config: ModelConfig, rng: jax.Array | int = 0) -> Params:

@@ -30,7 +30,7 @@ from jaxbert.data.masking import MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, token_selection_probs
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, token_selection_probs, word_fields
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics, pair_metrics
 from jaxbert.objectives.teacher import Teacher, check_compatible, init_layer_indices, student_from_teacher
 
@@ -154,7 +154,7 @@ class _Distillation(Objective):
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         fields = encoder_fields(self.model_config, batch_size, seq_len)
-        return fields
+        return {**fields, **word_fields(self.word_tables, batch_size, seq_len)}
 
     def _head_flops(self, cfg: ModelConfig, seq_len: int) -> float:
         predictions = min(self.masking.max_predictions, seq_len) if self.masking is not None else 0
@@ -220,7 +220,7 @@ class DistilBert(_Distillation):
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         k_mask, k_dropout = jax.random.split(rng)
         ids, attention, types = self._inputs(batch)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, self.selection_probs)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch, self.selection_probs)
         positions, weights = masked.masked_positions, masked.masked_weights
         every_token = self.ce_positions == "all" and self.alpha_ce > 0
         # Logits at every position when the soft targets cover every token, else only at the masked slots.
@@ -295,7 +295,7 @@ class PatientKD(_Distillation):
         kw: dict[str, Any] = {"output_hidden_states": True}
         weights = None
         if self.task == "mlm":
-            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
             ids, weights = masked.inputs, masked.masked_weights
             kw.update(masked_positions=masked.masked_positions)
         teacher = self._teacher(frozen, ids, attention, types, heads=("mlm",) if self.task == "mlm" else (), **kw)
@@ -351,6 +351,13 @@ def _init_layers(opts: Any, default: str) -> str | tuple[int, ...]:
     return value if isinstance(value, str) else tuple(int(i) for i in value)
 
 
+def distils_on_a_task(config: Any) -> bool:
+    """True when the config distils on labelled task data (Patient KD with objective.task="classification")
+    rather than on an unlabelled corpus: the fine-tuning pipeline's run, not the pretraining one's."""
+    objective = config.get("objective", {}) if hasattr(config, "get") else {}
+    return str(objective.get("name", "")) == "pkd" and str(objective.get("task", "")) == "classification"
+
+
 @register_objective("distill")
 def make_distill(config: Any, tokenizer: Any = None) -> DistilBert:
     """DistilBert from an experiment config: `model` (the student), `objective.{teacher | teacher_model,
@@ -358,7 +365,7 @@ def make_distill(config: Any, tokenizer: Any = None) -> DistilBert:
     token_counts, freeze_position_embeddings, fold_token_type, init_mlm_transform, mask_prob, ...}`."""
     opts = config.objective
     student = resolve_model_config(_spec(config.model))
-    masking, tables = masking_from_options(opts, student, tokenizer)
+    masking, tables = masking_from_options(opts, student, tokenizer, data=config.get("data"))
     return DistilBert(student, teacher_from_options(opts, student), masking,
                       temperature=float(opts.get("temperature", 2.0)), alpha_ce=float(opts.get("alpha_ce", 5.0)),
                       alpha_mlm=float(opts.get("alpha_mlm", 2.0)), alpha_cos=float(opts.get("alpha_cos", 1.0)),
@@ -377,7 +384,8 @@ def make_pkd(config: Any, tokenizer: Any = None) -> PatientKD:
     opts = config.objective
     student = resolve_model_config(_spec(config.model))
     task = str(opts.get("task", "mlm"))
-    masking, tables = masking_from_options(opts, student, tokenizer) if task == "mlm" else (None, None)
+    masking, tables = (masking_from_options(opts, student, tokenizer, data=config.get("data")) if task == "mlm"
+                       else (None, None))
     return PatientKD(student, teacher_from_options(opts, student), masking, task=task,
                      strategy=str(opts.get("strategy", "skip")), temperature=float(opts.get("temperature", 10.0)),
                      alpha=float(opts.get("alpha", 0.5)), beta=float(opts.get("beta", 100.0)),

@@ -27,8 +27,8 @@ from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 from jaxbert.data.masking import MaskedTokens, MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
-from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
+from jaxbert.objectives.base import Metrics, ModelPart, Objective, PyTree, encoder_fields, register_objective
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
 
 # The embedding sub-modules generator and discriminator share (the paper ties them); the E→H
@@ -175,6 +175,12 @@ class Electra(Objective):
     def export(self, params: PyTree) -> PyTree:
         return params["discriminator"]
 
+    def parts(self) -> dict[str, ModelPart]:
+        """The discriminator (the default export) and the generator on the discriminator's embedding tables."""
+        shared = tuple((("embeddings", k), ("discriminator", "embeddings", k)) for k in SHARED_EMBEDDINGS)
+        return {"discriminator": ModelPart(self.model_config, ("discriminator",)),
+                "generator": ModelPart(self.generator_config, ("generator",), shared)}
+
     def params_from_model(self, model_params: PyTree, rng: jax.Array) -> PyTree:
         """A trained discriminator (e.g. an imported ElectraForPreTraining) with a fresh generator on its
         embeddings; a run resumed from an ELECTRA workdir keeps its generator instead (see load_init_params)."""
@@ -188,7 +194,7 @@ class Electra(Objective):
         k_mask, k_sample, k_gen = jax.random.split(rng, 3)
         ids = batch["input_ids"].astype(jnp.int32)
         attention = attention_mask_of(batch, self.model_config.pad_token_id)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
         gen_out = EncoderModel(self.generator_config).apply(
             {"params": generator_params(params)}, masked.inputs, attention, batch.get("token_type_ids"),
             deterministic=deterministic, masked_positions=masked.masked_positions,
@@ -216,7 +222,8 @@ class Electra(Objective):
 
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-        return encoder_fields(self.model_config, batch_size, seq_len)
+        return {**encoder_fields(self.model_config, batch_size, seq_len),
+                **word_fields(self.word_tables, batch_size, seq_len)}
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs: both encoders on every token, the MLM head on the masked slots,
@@ -228,6 +235,9 @@ class Electra(Objective):
         per_seq = (seq_len * (encoder_flops_per_token(gen, seq_len) + encoder_flops_per_token(disc, seq_len)
                               + rtd_head) + predictions * mlm_head)
         return 3.0 * batch_size * per_seq
+
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", "mlm_accuracy", "disc_accuracy")
 
 
 @register_objective("electra")
@@ -256,7 +266,8 @@ def make_electra(config: Any, tokenizer: Any = None) -> Electra:
                           "model in objective.generator (a preset such as 'electra-small-generator' or a dict)")
     else:
         gen = resolve_model_config(gen_spec.to_dict() if hasattr(gen_spec, "to_dict") else gen_spec)
-    masking, tables = masking_from_options(opts, disc, tokenizer, mask_replace_prob=0.85, random_replace_prob=0.0)
+    masking, tables = masking_from_options(opts, disc, tokenizer, data=config.get("data"), mask_replace_prob=0.85,
+                                           random_replace_prob=0.0)
     return Electra(disc, gen, masking, disc_weight=float(opts.get("disc_weight", 50.0)),
                    gen_weight=float(opts.get("gen_weight", 1.0)), temperature=float(opts.get("temperature", 1.0)),
                    word_tables=tables)

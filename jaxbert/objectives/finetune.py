@@ -9,7 +9,7 @@ One objective class serves every task kind; the kind picks the task head and the
 | span           | span                    | `start_positions`, `end_positions` [B] | mean of start / end CE      |
 | token          | token, n tags           | `labels` int [B, T], -100 = ignore    | CE over the labelled tokens |
 
-The model starts from a pretrained encoder (`pretrained` params, e.g. from `jaxbert.load`): its
+The model starts from a pretrained encoder (`initial_params(start)`, start opened from config.init): its
 pretraining heads are dropped and a freshly initialised task head is added, as in the reference
 *For{SequenceClassification,QuestionAnswering,TokenClassification} models.
 """
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import CLASSIFIER_INPUT, ConfigError, ModelConfig, resolve_model_config
-from jaxbert.model import EncoderModel, logical_axes
+from jaxbert.model import build_model, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
 from jaxbert.objectives.mlm import encoder_flops_per_token
@@ -134,7 +134,7 @@ class Finetune(Objective):
 
     name = "finetune"
 
-    def __init__(self, model_config: ModelConfig, kind: str, pretrained: PyTree | None = None) -> None:
+    def __init__(self, model_config: ModelConfig, kind: str) -> None:
         if kind not in KINDS:
             raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
         if model_config.task != _HEAD_OF_KIND[kind]:
@@ -144,21 +144,21 @@ class Finetune(Objective):
             raise ConfigError("a regression objective needs num_labels=1")
         self.model_config = model_config
         self.kind = kind
-        self.pretrained = pretrained
-        self.fresh_params: list[str] = []
+        self.fresh_params: list[str] = []  # what initial_params initialised afresh (the task head, ...)
 
     # ---- params ---------------------------------------------------------------------
     def init(self, rng: jax.Array) -> PyTree:
         return nn.unbox(init_boxed(self.model_config, rng))
 
-    def initial_params(self, rng: jax.Array) -> PyTree:
-        """The pretrained params with freshly initialised leaves where they lack one (the task head...).
+    def initial_params(self, start: Any, rng: jax.Array) -> PyTree:
+        """`start`'s params (a pretrained model: encoder, maybe pretraining heads) with freshly initialised
+        leaves where they lack one (the task head...); its pretraining heads are dropped.
 
         Only the missing leaves are computed: the jitted init is pruned to them, so a large
         pretrained encoder is never randomly initialised just to be overwritten.
         """
         shapes = jax.eval_shape(self.init, rng)
-        merged, self.fresh_params = merge_pretrained(shapes, self.pretrained)
+        merged, self.fresh_params = merge_pretrained(shapes, start.params)
         wanted = set(self.fresh_params)
 
         def fresh_leaves(key: jax.Array) -> dict[str, jax.Array]:
@@ -186,8 +186,8 @@ class Finetune(Objective):
         if mask is None:
             mask = (ids != cfg.pad_token_id).astype(jnp.int32)
         types = batch.get("token_type_ids") if cfg.type_vocab_size > 0 else None
-        out = EncoderModel(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
-                                      rngs=None if deterministic or rng is None else {"dropout": rng})
+        out = build_model(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
+                                     rngs=None if deterministic or rng is None else {"dropout": rng})
         return out.logits[cfg.task]
 
     def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
@@ -224,6 +224,10 @@ class Finetune(Objective):
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs of the encoder (the task head is negligible)."""
         return 3.0 * batch_size * seq_len * encoder_flops_per_token(self.model_config, seq_len)
+
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", {"classification": "accuracy", "regression": "mse", "span": "span_accuracy",
+                         "token": "token_accuracy"}[self.kind])
 
 
 @register_objective("finetune")

@@ -1,5 +1,6 @@
 """Masking shared by every masking objective (MLM, ELECTRA, distillation): the config from `objective.*`
-options, the tokenizer's special ids and word boundaries as device tables, and one on-device draw."""
+options, the tokenizer's special ids and word boundaries as device tables (or, when `data.word_segmenter`
+is set, the dataset's stored `word_starts`), and one on-device draw."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig
-from jaxbert.data.masking import MaskedTokens, MaskingConfig, mask_tokens
+from jaxbert.data.masking import WORD_STARTS, MaskedTokens, MaskingConfig, mask_tokens
 from jaxbert.tokenize.base import SpecialTokens
 
 # BERT's uncased vocabulary layout: what a model without a tokenizer (benchmarks, tests) masks with.
 BERT_SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)
+# The word tables' stand-in when the words come with the data: each batch's `word_starts` field.
+FROM_DATA = "data"
 
 
 def special_tokens_of(tokenizer: Any, model_config: ModelConfig) -> SpecialTokens:
@@ -53,14 +56,19 @@ def word_starts_on_device(ids: jax.Array, continues: jax.Array, breaks_after: ja
 
 
 def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer: Any = None,
-                         **defaults: Any) -> tuple[MaskingConfig, tuple[Any, Any] | None]:
-    """(MaskingConfig, whole-word tables or None) from `objective.{mask_prob, max_predictions,
-    mask_replace_prob, random_replace_prob, whole_word}`; `defaults` are the objective's own defaults.
+                         data: Mapping[str, Any] | None = None,
+                         **defaults: Any) -> tuple[MaskingConfig, tuple[Any, Any] | str | None]:
+    """(MaskingConfig, word boundaries) from `objective.{mask_prob, max_predictions, mask_replace_prob,
+    random_replace_prob, whole_word, ngram}`; `defaults` are the objective's own defaults. `ngram` > 1 is
+    ALBERT's n-gram masking (spans of up to `ngram` words, p(n) ∝ 1/n).
+
+    Word boundaries: None (token masking), the tokenizer's tables (the `##` rule), or FROM_DATA when
+    `data.word_segmenter` is set (each batch carries the segmenter's `word_starts`).
 
     The vocabulary must be the model's: a mismatch is a ConfigError naming config.model.vocab_size.
     """
     base = dict(mask_prob=0.15, max_predictions=20, mask_replace_prob=0.8, random_replace_prob=0.1,
-                whole_word=False)
+                whole_word=False, ngram=1)
     base.update(defaults)
     get = lambda key: opts.get(key, base[key]) if hasattr(opts, "get") else base[key]
     special = special_tokens_of(tokenizer, model)
@@ -72,8 +80,10 @@ def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer:
         mask_token_id=special.mask, vocab_size=vocab, special_ids=special.all(),
         mask_prob=float(get("mask_prob")), max_predictions=int(get("max_predictions")),
         mask_replace_prob=float(get("mask_replace_prob")), random_replace_prob=float(get("random_replace_prob")),
-        whole_word=bool(get("whole_word")))
+        whole_word=bool(get("whole_word")), max_ngram=int(get("ngram")))
     tables = None
+    if masking.whole_word and data is not None and data.get("word_segmenter", ""):
+        return masking, FROM_DATA
     if masking.whole_word:
         if tokenizer is None:
             raise ConfigError("config.objective.whole_word: whole-word masking needs the tokenizer's word "
@@ -95,19 +105,27 @@ def token_selection_probs(opts: Mapping[str, Any], masking: MaskingConfig) -> np
         raise ConfigError("config.objective.token_counts: frequency-smoothed masking (mask_smoothing="
                           f"{smoothing}) needs per-token counts; give a .npy file of counts, or run `jaxbert distill`, "
                           "which counts the training data, or set mask_smoothing=0")
-    if masking.whole_word:
-        raise ConfigError("config.objective.whole_word: frequency-smoothed masking selects tokens, not words; "
-                          "set whole_word=False or mask_smoothing=0")
+    if masking.whole_word or masking.max_ngram > 1:
+        raise ConfigError("config.objective.whole_word: frequency-smoothed masking selects single tokens, not words "
+                          "or n-gram spans; set whole_word=False and ngram=1, or mask_smoothing=0")
     counts = load_counts(path, masking.vocab_size)
     return smoothed_token_probs(counts, smoothing, masking.special_ids).astype(np.float32)
 
 
+def word_fields(word_tables: Any, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """The batch field the masking reads besides the encoder's: `word_starts` when words come with the data."""
+    return {WORD_STARTS: ((batch_size, seq_len), np.int32)} if word_tables == FROM_DATA else {}
+
+
 def draw_mask(rng: Any, ids: Any, attention: Any, masking: MaskingConfig,
-              word_tables: tuple[Any, Any] | None = None, selection_probs: Any = None) -> MaskedTokens:
+              word_tables: tuple[Any, Any] | str | None = None,
+              batch: Mapping[str, Any] | None = None, selection_probs: Any = None) -> MaskedTokens:
     """One on-device masking draw of `ids` [B, T] (whole words when the config says so; tokens chosen in
     proportion to `selection_probs[id]` when given)."""
     word_starts = None
-    if masking.whole_word:
+    if masking.whole_word and word_tables == FROM_DATA:
+        word_starts = jnp.asarray(batch[WORD_STARTS]).astype(bool)
+    elif masking.whole_word:
         continues, breaks_after = (jnp.asarray(t) for t in word_tables)
         word_starts = word_starts_on_device(ids, continues, breaks_after)
     weights = None if selection_probs is None else jnp.asarray(selection_probs)[ids]

@@ -19,7 +19,7 @@ from jaxbert.data.masking import MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
 
 PAIR_TASKS = ("nsp", "sop", "none")
 # The batch field holding each pair task's label (the pretraining data's names; 1 = random next / swapped).
@@ -67,7 +67,7 @@ class MaskedLM(Objective):
     name = "mlm"
 
     def __init__(self, model_config: ModelConfig, masking: MaskingConfig, pair_task: str = "nsp",
-                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 word_tables: tuple[np.ndarray, np.ndarray] | str | None = None) -> None:
         if pair_task not in PAIR_TASKS:
             raise ConfigError(f"config.objective.pair_task: unknown pair task {pair_task!r}; "
                               f"use one of {', '.join(PAIR_TASKS)}")
@@ -95,7 +95,7 @@ class MaskedLM(Objective):
         k_mask, k_dropout = jax.random.split(rng)
         ids = batch["input_ids"].astype(jnp.int32)
         attention = attention_mask_of(batch, cfg.pad_token_id)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
         out = EncoderModel(cfg).apply(
             {"params": params}, masked.inputs, attention, batch.get("token_type_ids"),
             deterministic=deterministic, masked_positions=masked.masked_positions,
@@ -116,7 +116,7 @@ class MaskedLM(Objective):
         fields = encoder_fields(self.model_config, batch_size, seq_len)
         if self.pair_task != "none":
             fields[PAIR_LABELS[self.pair_task]] = ((batch_size,), np.int32)
-        return fields
+        return {**fields, **word_fields(self.word_tables, batch_size, seq_len)}
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs: encoder on every token, the MLM head on max_predictions slots."""
@@ -127,12 +127,16 @@ class MaskedLM(Objective):
         forward = batch_size * (seq_len * encoder_flops_per_token(cfg, seq_len) + predictions * head + pooled)
         return 3.0 * forward
 
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("loss", "mlm_accuracy") + (() if self.pair_task == "none" else (f"{self.pair_task}_accuracy",))
+
 
 @register_objective("mlm")
 def make_masked_lm(config: Any, tokenizer: Any = None) -> MaskedLM:
     """MaskedLM from an experiment config: `model`, `objective.{pair_task, mask_prob, max_predictions,
-    whole_word, mask_replace_prob, random_replace_prob}`."""
+    whole_word, ngram, mask_replace_prob, random_replace_prob}`, `data.word_segmenter` (word starts stored
+    with the data)."""
     opts = config.objective
     model = resolve_model_config(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)
-    masking, tables = masking_from_options(opts, model, tokenizer)
+    masking, tables = masking_from_options(opts, model, tokenizer, data=config.get("data"))
     return MaskedLM(model, masking, str(opts.get("pair_task", "nsp")), tables)

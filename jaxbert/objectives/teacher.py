@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -44,14 +43,15 @@ def reuse_loaded_teachers() -> Iterator[None]:
 
 
 def _load_checkpoint(source: str) -> tuple[ModelConfig, PyTree]:
-    import jaxbert  # the face: loading any checkpoint format is its job
+    from jaxbert import formats, storage
 
     if _LOADED is not None and source in _LOADED:
         return _LOADED[source]
-    if not Path(source).exists():
+    storage.check_access(source, what="config.objective.teacher")
+    if not storage.path(source).exists():
         raise ConfigError(f"config.objective.teacher: no such checkpoint path {source}; "
                           "point it at a jaxbert bundle, training workdir or Hugging Face dir")
-    loaded = jaxbert.load(source)
+    loaded = formats.open_model(source)
     if _LOADED is not None:
         _LOADED[source] = (loaded.config, loaded.params)
     return loaded.config, loaded.params
@@ -102,12 +102,12 @@ class Teacher:
         """The directory holding the teacher checkpoint's tokenizer files, when it has one."""
         if not self.source:
             return None
+        from jaxbert import formats, storage
         from jaxbert.tokenize import find_tokenizer
-        from jaxbert.train.checkpoint import TOKENIZER_DIR, is_workdir
 
-        path = Path(self.source)
-        directory = path / TOKENIZER_DIR if is_workdir(path) else path
-        return str(directory) if directory.is_dir() and find_tokenizer(str(directory)) is not None else None
+        path = storage.path(self.source)
+        directory = path / formats.TOKENIZER_DIR if formats.is_workdir(path) else path
+        return str(directory) if directory.is_dir() and find_tokenizer(directory) is not None else None
 
 
 def init_layer_indices(spec: str | Sequence[int], student_layers: int, teacher_layers: int) -> tuple[int, ...]:

@@ -1,5 +1,6 @@
-"""Tokenizers: one protocol (base.Tokenizer); WordPiece and byte-level BPE on `tokenizers`, SentencePiece on
-`sentencepiece`; loading them from a folder's files, training new vocabularies, a throughput benchmark."""
+"""Tokenizers: one protocol (base.Tokenizer); WordPiece, byte-level BPE and Unigram tokenizer.json on `tokenizers`,
+SentencePiece on `sentencepiece`; loading them from a folder's files, training new vocabularies, a throughput
+benchmark."""
 
 from jaxbert.tokenize.base import SpecialTokens, Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPETokenizer
@@ -7,6 +8,7 @@ from jaxbert.tokenize.corpus import CorpusError, iter_corpus
 from jaxbert.tokenize.load import check_vocab_matches, find_tokenizer, load_tokenizer
 from jaxbert.tokenize.spiece import SentencePieceTokenizer
 from jaxbert.tokenize.train import KINDS, train_vocab
+from jaxbert.tokenize.unigram import UnigramTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
 
@@ -27,6 +29,7 @@ __all__ = [
     "SpecialTokens",
     "Tokenizer",
     "TokenizerError",
+    "UnigramTokenizer",
     "WordPieceTokenizer",
     "benchmark_encode",
     "check_vocab_matches",

@@ -45,7 +45,7 @@ class Tokenizer(Protocol):
     row has the same length (one text, say): ragged rows raise a TokenizerError.
     """
 
-    kind: str  # "wordpiece" | "bpe" | "sentencepiece"
+    kind: str  # "wordpiece" | "bpe" | "sentencepiece" | "unigram"
     special: SpecialTokens
 
     @property

@@ -52,6 +52,8 @@ class FastTokenizer(TokenizerBase, abc.ABC):
     """
 
     kind = "fast"
+    # Where padding goes (transformers' XLNet tokenizer pads on the left).
+    padding_side = "right"
 
     def __init__(self, backend: tokenizers.Tokenizer, special: SpecialTokens, names: dict[str, str]) -> None:
         backend.no_truncation()
@@ -139,6 +141,7 @@ class FastTokenizer(TokenizerBase, abc.ABC):
                     backend.enable_truncation(max_length, strategy="longest_first")
                 if mode != "none":
                     backend.enable_padding(
+                        direction=self.padding_side,
                         pad_id=self.special.pad,
                         pad_token=self.special_names["pad"],
                         length=max_length if mode == "max_length" else None,

@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxbert import storage
 from jaxbert.tokenize.base import Tokenizer, TokenizerError
 from jaxbert.tokenize.bpe import BPETokenizer
+from jaxbert.tokenize.files import TOKENIZER_FILES
 from jaxbert.tokenize.spiece import SentencePieceTokenizer
+from jaxbert.tokenize.unigram import UnigramTokenizer
 from jaxbert.tokenize.wordpiece import WordPieceTokenizer
 
-TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
+# What find_tokenizer looks for, in order (for error messages).
+LOOKED_FOR = ("spiece.model", "tokenizer.json", "vocab.json + merges.txt", "vocab.txt")
+# SentencePiece model file names: transformers' and Google ALBERT releases' (30k-clean.model).
+SENTENCEPIECE_FILES = ("spiece.model", "30k-clean.model")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -53,24 +59,36 @@ def _model_type(path: Path) -> str:
         raise TokenizerError(f"{path} is not a tokenizers tokenizer.json ({e}); fix or delete it") from e
 
 
-def find_tokenizer(path: str | Path) -> Tokenizer | None:
+def find_tokenizer(path: str | Path, defaults: dict[str, Any] | None = None) -> Tokenizer | None:
     """The tokenizer a directory's files describe, or None when it has no tokenizer files.
 
-    Looks for spiece.model (SentencePiece), tokenizer.json (WordPiece or byte-level BPE),
-    vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
+    Looks for spiece.model or 30k-clean.model (SentencePiece), tokenizer.json (WordPiece, byte-level BPE or
+    Unigram), vocab.json + merges.txt (byte-level BPE), vocab.txt (WordPiece), in that order, and reads
     tokenizer_config.json (do_lower_case, strip_accents, keep_accents, ...) and
-    special_tokens_map.json where present.
+    special_tokens_map.json where present. `defaults` fills settings tokenizer_config.json does not
+    state (e.g. do_lower_case for a Google release, which ships a bare vocab.txt).
     """
+    if storage.is_url(path):  # tokenizers and sentencepiece read local files: a copy keyed by content
+        remote = storage.path(path)
+        if not remote.is_dir():
+            raise TokenizerError(f"tokenizer directory {path} does not exist; pass a directory with tokenizer files")
+        if not any((remote / n).exists() for n in TOKENIZER_FILES):
+            return None
+        path = storage.local_copy(remote, TOKENIZER_FILES)
     directory = Path(path)
     if directory.is_file():
         directory = directory.parent
     if not directory.is_dir():
         raise TokenizerError(f"tokenizer directory {directory} does not exist; pass a directory with tokenizer files")
     config, names = _settings(directory)
-    if (directory / "spiece.model").is_file():
+    config = {**(defaults or {}), **config}
+    spiece = next((directory / n for n in SENTENCEPIECE_FILES if (directory / n).is_file()), None)
+    if spiece is not None:
+        xlnet = str(config.get("tokenizer_class", "")).startswith("XLNet")
         return SentencePieceTokenizer(
-            directory / "spiece.model",
-            lowercase=bool(config.get("do_lower_case", True)),
+            spiece,
+            lowercase=bool(config.get("do_lower_case", not xlnet)),
+            template="xlnet" if xlnet else "bert",
             keep_accents=bool(config.get("keep_accents", False)),
             remove_space=bool(config.get("remove_space", True)),
             names=names,
@@ -81,9 +99,11 @@ def find_tokenizer(path: str | Path) -> Tokenizer | None:
             return WordPieceTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
         if model == "BPE":
             return BPETokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names)
+        if model == "Unigram":
+            return UnigramTokenizer.from_tokenizer_json(directory / "tokenizer.json", names=names, settings=config)
         raise TokenizerError(
-            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece and BPE "
-            "tokenizer.json files, and SentencePiece models as spiece.model (add it next to tokenizer.json)"
+            f"{directory / 'tokenizer.json'} holds a {model} model; jaxbert reads WordPiece, BPE and Unigram "
+            "tokenizer.json files, and SentencePiece models as spiece.model"
         )
     if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
         return BPETokenizer.from_files(
@@ -109,7 +129,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     tokenizer = find_tokenizer(path)
     if tokenizer is None:
         raise TokenizerError(
-            f"{path} has no tokenizer files (one of: {', '.join(TOKENIZER_FILES)}); "
+            f"{path} has no tokenizer files (one of: {', '.join(LOOKED_FOR)}); "
             "copy the model's tokenizer files there or train one with `jaxbert vocab`"
         )
     return tokenizer

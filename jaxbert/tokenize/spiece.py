@@ -1,4 +1,5 @@
-"""SentencePiece (ALBERT) on the `sentencepiece` library: spiece.model plus ALBERT's text clean-up."""
+"""SentencePiece (ALBERT, XLNet) on the `sentencepiece` library: spiece.model plus ALBERT's text clean-up
+(XLNet's tokenizer cleans text the same way)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sentencepiece as spm
 
 from jaxbert.tokenize.albert_text import Origins, albert_clean, albert_clean_text
 from jaxbert.tokenize.base import SpecialTokens, TokenizerError
-from jaxbert.tokenize.batching import BertTemplate, Encoded, build_batch
+from jaxbert.tokenize.batching import BertTemplate, Encoded, XLNetTemplate, build_batch
 from jaxbert.tokenize.common import (
     TokenizerBase,
     as_inputs,
@@ -24,6 +25,8 @@ from jaxbert.tokenize.common import (
 from jaxbert.tokenize.fast import ROLES, write_json
 
 SPM_SPECIALS = {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+XLNET_SPECIALS = {"pad": "<pad>", "unk": "<unk>", "cls": "<cls>", "sep": "<sep>", "mask": "<mask>"}
+TEMPLATES = {"bert": BertTemplate, "xlnet": XLNetTemplate}
 SPACE = "▁"
 Span = tuple[int, int]
 
@@ -45,7 +48,8 @@ def _is_number_comma(piece: str) -> bool:
 
 class SentencePieceTokenizer(TokenizerBase):
     """ALBERT's tokenizer: AlbertTokenizer's clean-up (do_lower_case, keep_accents=False, remove_space),
-    a SentencePiece model, `[CLS] A [SEP] B [SEP]`.
+    a SentencePiece model, `[CLS] A [SEP] B [SEP]`; with template="xlnet", XLNetTokenizer's
+    `A <sep> B <sep> <cls>` padded on the left (and its <cls>/<sep>/<mask> names).
 
     Special tokens typed in the text ("[MASK]") are kept whole, as transformers does. Pieces like
     "▁1," are split into "▁1" + "," as Google's ALBERT tokenizer does.
@@ -63,6 +67,7 @@ class SentencePieceTokenizer(TokenizerBase):
         remove_space: bool = True,
         names: dict[str, str] | None = None,
         num_threads: int = -1,
+        template: str = "bert",
     ) -> None:
         """`num_threads` for batch encoding: SentencePiece's own thread pool, -1 = its default (all cores)."""
         path = Path(model_file)
@@ -76,7 +81,10 @@ class SentencePieceTokenizer(TokenizerBase):
         self.remove_space = remove_space
         self.num_threads = num_threads
         self._vanish_cache: dict[str, bool] = {}
-        self.special_names = {**SPM_SPECIALS, **(names or {})}
+        if template not in TEMPLATES:
+            raise TokenizerError(f"unknown SentencePiece template {template!r}; use one of {', '.join(TEMPLATES)}")
+        self.template = template
+        self.special_names = {**(XLNET_SPECIALS if template == "xlnet" else SPM_SPECIALS), **(names or {})}
         self.special = self._special_ids(str(path))
         size = self._sp.get_piece_size()
         pieces = [self._sp.id_to_piece(i) for i in range(size)]
@@ -86,7 +94,7 @@ class SentencePieceTokenizer(TokenizerBase):
         self._special_by_name = {self.special_names[r]: getattr(self.special, r) for r in ROLES}
         controls = [i for i in range(size) if self._sp.is_control(i)]
         self._build_word_tables(size, [i for i, p in enumerate(pieces) if not p.startswith(SPACE)], controls)
-        self._template = BertTemplate(cls=self.special.cls, sep=self.special.sep, pad=self.special.pad)
+        self._template = TEMPLATES[template](cls=self.special.cls, sep=self.special.sep, pad=self.special.pad)
 
     def _special_ids(self, source: str) -> SpecialTokens:
         ids = {}
@@ -267,23 +275,23 @@ class SentencePieceTokenizer(TokenizerBase):
         return out
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of one text, untruncated; `[CLS] ... [SEP]` unless told not to."""
+        """Token ids of one text, untruncated; with the template's special tokens unless told not to."""
         (text,) = as_text_list([text], "text")
         ids = self._encode_segments([text], False)[0].ids
-        return [self.special.cls, *ids, self.special.sep] if add_special_tokens else ids
+        return self._template.wrap(ids) if add_special_tokens else ids
 
     def encode_pair(self, text: str, pair: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of a text pair, `[CLS] A [SEP] B [SEP]`, untruncated."""
+        """Token ids of a text pair (`[CLS] A [SEP] B [SEP]`, or XLNet's layout), untruncated."""
         a, b = (e.ids for e in self._encode_segments([text, pair], False))
         if not add_special_tokens:
             return a + b
-        return [self.special.cls, *a, self.special.sep, *b, self.special.sep]
+        return self._template.wrap(a, b)
 
     def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[int]]:
         """Token ids of many texts as ragged lists (no truncation, no padding)."""
         encoded = self._encode_segments(as_text_list(texts), False)
         if add_special_tokens:
-            return [[self.special.cls, *e.ids, self.special.sep] for e in encoded]
+            return [self._template.wrap(e.ids) for e in encoded]
         return [e.ids for e in encoded]
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -320,21 +328,24 @@ class SentencePieceTokenizer(TokenizerBase):
         return {self._sp.id_to_piece(i): i for i in range(self.vocab_size)}
 
     def save(self, directory: str | Path) -> None:
-        """Writes spiece.model, tokenizer_config.json (AlbertTokenizer) and special_tokens_map.json."""
+        """Writes spiece.model, tokenizer_config.json (AlbertTokenizer / XLNetTokenizer), special_tokens_map.json."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         (path / "spiece.model").write_bytes(self._sp.serialized_model_proto())
         names = {f"{role}_token": self.special_names[role] for role in ROLES}
+        xlnet = self.template == "xlnet"
         config: dict[str, Any] = {
-            "tokenizer_class": "AlbertTokenizer",
+            "tokenizer_class": "XLNetTokenizer" if xlnet else "AlbertTokenizer",
             "do_lower_case": self.lowercase,
             "keep_accents": self.keep_accents,
             "remove_space": self.remove_space,
-            "bos_token": self.special_names["cls"],
-            "eos_token": self.special_names["sep"],
+            "bos_token": "<s>" if xlnet else self.special_names["cls"],
+            "eos_token": "</s>" if xlnet else self.special_names["sep"],
             **names,
             "model_max_length": 512,
         }
+        if xlnet:
+            config.update(padding_side="left", additional_special_tokens=["<eop>", "<eod>"])
         write_json(path / "special_tokens_map.json", names)
         write_json(path / "tokenizer_config.json", config)
 

@@ -1,12 +1,11 @@
-"""Experiment configs: the base pretraining config, loading `get_config()` files, `--config.x=v`
-overrides (typed by the field they replace, as ml_collections' config_flags), and validation
-that fails before anything compiles with one line naming the field."""
+"""Experiment configs: the base pretraining config, loading `get_config()` files, and `--config.x=v`
+overrides (typed by the field they replace, as ml_collections' config_flags). Validation before
+anything runs is `jaxbert.checks.validate_experiment`."""
 
 from __future__ import annotations
 
 import ast
 import importlib.util
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ from typing import Any
 import ml_collections
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-
-NAN_POLICIES = ("stop", "skip")
+from jaxbert.train.spec import checkpoint_section, train_section
 
 
 def bert_phases(config: ml_collections.ConfigDict, phase: str, steps: int = 1_000_000, lr: float = 1e-4
@@ -50,7 +48,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.init = ""  # a workdir or bundle whose model params start this run (e.g. the seq-512 phase)
     c.phase = ""  # "phase2": the seq-512 continuation of a seq-128 run (needs init)
     c.objective = ml_collections.ConfigDict(dict(
-        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False,
+        name="mlm", pair_task=pair_task, mask_prob=0.15, max_predictions=20, whole_word=False, ngram=1,
         mask_replace_prob=0.8, random_replace_prob=0.1))
     c.data = ml_collections.ConfigDict(dict(
         corpus=(),  # text / jsonl paths or globs, or a TFDS name ("tfds:wikipedia/20230601.en")
@@ -60,14 +58,17 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         data_dir="",  # where the array_record datasets are built / reused; empty: WORKDIR/data
         text_field="text",  # the JSON-lines / TFDS field holding each document
         encoding_errors="strict",  # "replace": swap bytes that are not UTF-8 for U+FFFD (counted) instead of stopping
-        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2))
-    c.train = ml_collections.ConfigDict(dict(
-        steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4, warmup_steps=10_000, schedule="linear",
-        end_lr=0.0, power=1.0, optimizer="adamw", b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
-        clip_norm=1.0, grad_accum=1, nan_policy="stop", log_every=100, eval_every=10_000, eval_batches=10,
-        progress=True))
-    c.checkpoint = ml_collections.ConfigDict(dict(every=10_000, keep=3, keep_every=0, async_save=True))
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+        short_seq_prob=0.1, dupe_factor=1, shuffle_seed=0, reader_threads=2,
+        # Word starts for whole-word / n-gram masking from a segmenter (jieba, pku, spaces; see
+        # jaxbert.data.segmenters) stored with the data; "" = the vocabulary's ## rule.
+        word_segmenter="", sentence_split="lines",  # "rules": split lines after sentence-final punctuation
+        line_documents=False,  # True: every text line is a document (a corpus without blank lines)
+        packing="full_sentences"))  # no pair task: "full_sentences" (cross documents) or "doc_sentences"
+    # BERT's recipe (Devlin et al. 2019, A.2); every other train/checkpoint field has its spec default.
+    c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
+                                                      warmup_steps=10_000, eval_every=10_000))
+    c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c
 
@@ -81,6 +82,8 @@ SMOKE = {
                  "intermediate_size": 512, "max_position_embeddings": 130, **_NO_DROPOUT}, "none"),
     "albert": ({"preset": "albert-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
                 "intermediate_size": 512, "embedding_size": 64, "max_position_embeddings": 128}, "sop"),
+    "xlnet": ({"preset": "xlnet-base", "num_layers": 2, "hidden_size": 128, "num_heads": 2,
+               "intermediate_size": 512, **_NO_DROPOUT}, "nsp"),
 }
 
 
@@ -103,7 +106,13 @@ def smoke_config(family: str = "bert") -> ml_collections.ConfigDict:
 # ---- loading ------------------------------------------------------------------------------
 def load_config(spec: str | Path) -> ml_collections.ConfigDict:
     """`get_config()` of a config file; "path.py:arg" passes `arg` (e.g. "bert_base.py:phase2")."""
-    path, _, arg = str(spec).partition(":")
+    text = str(spec)
+    scheme = "gs://" if text.startswith("gs://") else ""
+    path, _, arg = text[len(scheme):].partition(":")
+    if scheme:  # a config file in a bucket: executed from a local copy
+        from jaxbert import storage
+
+        path = str(storage.local_copy(scheme + path))
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config: no config file {file}; pass a path like configs/pretrain/bert_base.py")
@@ -200,79 +209,3 @@ def _override_model_field(config: ml_collections.ConfigDict, field: str, text: s
 def model_spec(config: ml_collections.ConfigDict) -> Any:
     model = config.model
     return model.to_dict() if isinstance(model, ml_collections.ConfigDict) else model
-
-
-# ---- validation ---------------------------------------------------------------------------
-def _bad(field: str, message: str) -> None:
-    raise ConfigError(f"config.{field}: {message}")
-
-
-def _number(config: ml_collections.ConfigDict, field: str) -> float:
-    node: Any = config
-    for part in field.split("."):
-        node = node[part]
-    if isinstance(node, bool) or not isinstance(node, (int, float)):
-        _bad(field, f"must be a number, got {node!r}")
-    return float(node)
-
-
-def validate_train_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> ModelConfig:
-    """Check the keys every training run reads; returns the resolved model config.
-
-    Raises a ConfigError whose one line names the field: negative learning rate, batch not
-    divisible by the data-parallel size, unknown objective, sequence longer than the positions...
-    """
-    from jaxbert.objectives.base import get_objective_factory
-    from jaxbert.parallel.mesh import resolve_mesh_shape
-    from jaxbert.train.optim import OPTIMIZERS, SCHEDULES
-
-    for key in ("model", "seed", "data", "train", "checkpoint", "mesh"):
-        if key not in config:
-            _bad(key, "missing; every experiment config has model, seed, data, train, checkpoint and mesh")
-    model = resolve_model_config(model_spec(config))
-    t = config.train
-    lr = _number(config, "train.lr")
-    if not math.isfinite(lr) or lr <= 0:
-        _bad("train.lr", f"must be a positive learning rate, got {t.lr}")
-    for field in ("steps", "batch_size", "seq_len"):
-        if _number(config, f"train.{field}") <= 0 or int(t[field]) != t[field]:
-            _bad(f"train.{field}", f"must be a positive integer, got {t[field]}")
-    limit = model.max_position_embeddings - model.position_offset - (1 if model.position_offset else 0)
-    if t.seq_len > limit:
-        _bad("train.seq_len", f"{t.seq_len} is longer than the model's {limit} positions "
-             f"(max_position_embeddings={model.max_position_embeddings}); lower seq_len")
-    if t.get("warmup_steps", 0) < 0:
-        _bad("train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
-    for field in ("weight_decay", "clip_norm", "end_lr"):
-        if field in t and _number(config, f"train.{field}") < 0:
-            _bad(f"train.{field}", f"must be >= 0, got {t[field]}")
-    if t.get("optimizer", "adamw") not in OPTIMIZERS:
-        _bad("train.optimizer", f"unknown optimizer {t.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-    if t.get("schedule", "linear") not in SCHEDULES:
-        _bad("train.schedule", f"unknown schedule {t.schedule!r}; use one of {', '.join(SCHEDULES)}")
-    if t.get("nan_policy", "stop") not in NAN_POLICIES:
-        _bad("train.nan_policy", f"unknown policy {t.nan_policy!r}; use one of {', '.join(NAN_POLICIES)}")
-    accum = int(t.get("grad_accum", 1))
-    if accum < 1:
-        _bad("train.grad_accum", f"must be >= 1, got {accum}")
-    if t.batch_size % accum:
-        _bad("train.batch_size", f"{t.batch_size} is not divisible by train.grad_accum={accum}")
-    if num_devices is not None:
-        sizes = resolve_mesh_shape(dict(config.mesh), num_devices)
-        dp = sizes["data"] * sizes["fsdp"]
-        if (t.batch_size // accum) % dp:
-            _bad("train.batch_size", f"{t.batch_size} (micro-batch {t.batch_size // accum}) is not divisible by "
-                 f"the data-parallel size {dp} (mesh data x fsdp); use a multiple of {dp * accum}")
-    if config.get("phase", "") == "phase2" and not config.get("init", ""):
-        _bad("init", "phase 2 continues from phase 1's weights; pass --config.init=PHASE1_WORKDIR")
-    c = config.checkpoint
-    if _number(config, "checkpoint.every") <= 0:
-        _bad("checkpoint.every", f"must be a positive number of steps, got {c.every}")
-    if c.get("keep", 1) < 1:
-        _bad("checkpoint.keep", f"must keep at least 1 checkpoint, got {c.keep}")
-    if "objective" in config:
-        get_objective_factory(str(config.objective.name))
-        preds = config.objective.get("max_predictions")
-        if preds is not None and not 1 <= preds <= t.seq_len:
-            _bad("objective.max_predictions", f"must be between 1 and train.seq_len={t.seq_len}, got {preds}")
-    return model

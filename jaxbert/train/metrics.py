@@ -6,10 +6,11 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
+
+from jaxbert import storage
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -69,11 +70,8 @@ def write_run_config(workdir: str | os.PathLike, config: Any) -> None:
     """WORKDIR/config.json: the experiment config as run; written by process 0 only, atomically."""
     if jax.process_index() != 0:
         return
-    path = Path(workdir) / "config.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config.to_dict() if hasattr(config, "to_dict") else dict(config), indent=2,
-                              default=str))
-    os.replace(tmp, path)
+    storage.write_json(storage.path(workdir) / "config.json",
+                       config.to_dict() if hasattr(config, "to_dict") else dict(config))
 
 
 def truncate_metrics_file(workdir: str | os.PathLike, last_step: int) -> None:
@@ -81,7 +79,7 @@ def truncate_metrics_file(workdir: str | os.PathLike, last_step: int) -> None:
 
     The file is process 0's (it alone writes metrics): other processes leave it alone.
     """
-    path = Path(workdir) / METRICS_FILE
+    path = storage.path(workdir) / METRICS_FILE
     if jax.process_index() != 0 or not path.exists():
         return
     kept = []
@@ -92,14 +90,12 @@ def truncate_metrics_file(workdir: str | os.PathLike, last_step: int) -> None:
             continue  # a line cut short by a kill
         if int(row.get("step", 0)) <= last_step:
             kept.append(line)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(x + "\n" for x in kept))
-    os.replace(tmp, path)
+    storage.write_text(path, "".join(x + "\n" for x in kept))
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every row of WORKDIR/metrics.jsonl."""
-    path = Path(workdir) / METRICS_FILE
+    path = storage.path(workdir) / METRICS_FILE
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -113,19 +109,19 @@ class MetricsWriter:
 
     def __init__(self, workdir: str | os.PathLike, tensorboard: bool = True) -> None:
         self.active = jax.process_index() == 0
-        self.path = Path(workdir) / METRICS_FILE
+        self._file = storage.AppendFile(storage.path(workdir) / METRICS_FILE) if self.active else None
         self._tb = None
         if self.active and tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+            # tensorboardX writes gs:// event files itself (through google-cloud-storage).
+            self._tb = SummaryWriter(str(storage.path(workdir) / "tensorboard"))
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self.active:
             return
         row = {"step": int(step), **{k: _json_float(v) for k, v in metrics.items()}}
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self._file.write_lines([json.dumps(row)])
         if self._tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import jax
 import optax
 
 from jaxbert.config import ConfigError
-
-OPTIMIZERS = ("adamw", "lamb")
-SCHEDULES = ("linear", "polynomial", "cosine", "constant")
+from jaxbert.train.spec import OPTIMIZERS, SCHEDULES, OptimizerSpec
 
 PyTree = Any
 
@@ -27,20 +24,17 @@ def decay_mask(params: PyTree) -> PyTree:
     return jax.tree_util.tree_map_with_path(keep, params)
 
 
-def make_schedule(opts: Mapping[str, Any]) -> optax.Schedule:
+def make_schedule(opts: OptimizerSpec, steps: int) -> optax.Schedule:
     """Linear warmup from 0 to `lr` over `warmup_steps`, then `schedule` decay to `end_lr` at `steps`.
 
     schedule: linear (BERT) | polynomial (power `power`) | cosine | constant.
     """
-    lr, steps = float(opts["lr"]), int(opts["steps"])
-    warmup = int(opts.get("warmup_steps", 0))
-    end = float(opts.get("end_lr", 0.0))
-    kind = str(opts.get("schedule", "linear"))
+    lr, warmup, end, kind = opts.lr, opts.warmup_steps, opts.end_lr, opts.schedule
     decay_steps = max(steps - warmup, 1)
     if kind == "linear":
         decay = optax.linear_schedule(lr, end, decay_steps)
     elif kind == "polynomial":
-        decay = optax.polynomial_schedule(lr, end, float(opts.get("power", 1.0)), decay_steps)
+        decay = optax.polynomial_schedule(lr, end, opts.power, decay_steps)
     elif kind == "cosine":
         decay = optax.cosine_decay_schedule(lr, decay_steps, alpha=end / lr if lr else 0.0)
     elif kind == "constant":
@@ -52,24 +46,20 @@ def make_schedule(opts: Mapping[str, Any]) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
 
 
-def make_optimizer(opts: Mapping[str, Any], trainable: PyTree | None = None
+def make_optimizer(opts: OptimizerSpec, steps: int, trainable: PyTree | None = None
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """(optimizer, schedule) from a `train` config section.
-
-    Keys: optimizer (adamw | lamb), lr, steps, warmup_steps, schedule, end_lr, power, b1, b2, eps,
-    weight_decay, clip_norm (0 = no clipping). `trainable` (a bool tree) freezes the False params.
-    """
-    schedule = make_schedule(opts)
-    kind = str(opts.get("optimizer", "adamw"))
-    common = dict(b1=float(opts.get("b1", 0.9)), b2=float(opts.get("b2", 0.999)), eps=float(opts.get("eps", 1e-6)),
-                  weight_decay=float(opts.get("weight_decay", 0.01)), mask=decay_mask)
+    """(optimizer, schedule) for a run of `steps` optimizer updates (see OptimizerSpec);
+    `trainable` (a bool tree) freezes the False params."""
+    schedule = make_schedule(opts, steps)
+    kind = opts.optimizer
+    common = dict(b1=opts.b1, b2=opts.b2, eps=opts.eps, weight_decay=opts.weight_decay, mask=decay_mask)
     if kind == "adamw":
         tx = optax.adamw(schedule, **common)
     elif kind == "lamb":
         tx = optax.lamb(schedule, **common)
     else:
         raise ConfigError(f"config.train.optimizer: unknown optimizer {kind!r}; use one of {', '.join(OPTIMIZERS)}")
-    clip = float(opts.get("clip_norm", 1.0))
+    clip = opts.clip_norm
     if clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
     if trainable is not None:

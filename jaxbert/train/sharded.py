@@ -14,7 +14,6 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from jaxbert.objectives.base import Objective
 from jaxbert.parallel import (
     activation_sharding,
     batch_sharding,
@@ -23,6 +22,10 @@ from jaxbert.parallel import (
     replicated,
     tree_shardings,
 )
+from jaxbert.train.memory import refusal_error
+from jaxbert.train.objective import Objective
+from jaxbert.train.optim import make_optimizer
+from jaxbert.train.spec import OptimizerSpec
 from jaxbert.train.state import TrainState
 from jaxbert.train.step import make_eval_step, make_train_step
 
@@ -56,7 +59,8 @@ def state_layout(objective: Objective, tx: optax.GradientTransformation, mesh: M
     shardings = TrainState(step=replicated(mesh), params=param_shardings, opt_state=opt_shardings)
     abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params, opt_state=abstract_opt)
     frozen = {} if frozen is None else frozen
-    abstract_frozen = jax.eval_shape(lambda: frozen)
+    # Arrays or ShapeDtypeStructs alike: an ahead-of-time compile needs only the frozen params' shapes.
+    abstract_frozen = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), frozen)
     frozen_shardings = tree_shardings(abstract_frozen, objective.frozen_axes(), mesh) if frozen else {}
     return StateLayout(mesh, _with_sharding(abstract, shardings), shardings,
                        _with_sharding(abstract_frozen, frozen_shardings), frozen_shardings)
@@ -77,6 +81,13 @@ def init_state(objective: Objective, tx: optax.GradientTransformation, layout: S
     if params is not None:
         params = put_global(params, shardings.params)
     return jax.jit(create, out_shardings=shardings)(rng, params)
+
+
+def objective_optimizer(objective: Objective, opts: OptimizerSpec, steps: int
+                        ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(optimizer, schedule) of a run of `steps` updates, with the params the objective does not train frozen."""
+    trainable = objective.trainable_mask(jax.eval_shape(objective.init, jax.random.key(0)))
+    return make_optimizer(opts, int(steps), trainable)
 
 
 def batch_layout(objective: Objective, mesh: Mesh, batch_size: int, seq_len: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -131,7 +142,10 @@ def compile_steps(objective: Objective, tx: optax.GradientTransformation, schedu
                     out_shardings=(layout.state_shardings, rep), donate_argnums=(0,))
     context = activation_sharding(mesh) if constrain_activations else contextlib.nullcontext()
     with context:
-        train_c = train.lower(layout.abstract_state, layout.abstract_frozen, batch, key).compile()
+        try:
+            train_c = train.lower(layout.abstract_state, layout.abstract_frozen, batch, key).compile()
+        except jax.errors.JaxRuntimeError as e:  # the TPU compiler refuses a step larger than HBM
+            raise (refusal_error(str(e)) or e) from e
         eval_c = None
         if with_eval:
             ev = jax.jit(make_eval_step(objective),

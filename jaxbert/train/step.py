@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxbert.objectives.base import Objective
+from jaxbert.train.objective import Objective
 from jaxbert.train.state import TrainState
 
 PyTree = Any
