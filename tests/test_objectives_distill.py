@@ -319,15 +319,16 @@ def test_distilbert_loss_equals_numpy_over_all_tokens(teacher, batch, ce_positio
 
 
 def test_frozen_position_embeddings_do_not_move(teacher, batch):
-    from jaxbert.train.optim import make_optimizer
+    from jaxbert.train.sharded import objective_optimizer
+    from jaxbert.train.spec import OptimizerSpec
     from jaxbert.train.state import TrainState
 
     objective = DistilBert(STUDENT, teacher, MASKING, freeze_positions=True)
     params = objective.init_student(jax.random.key(0), teacher.params)
     mask = _flat(objective.trainable_mask(params))
     assert [k for k, v in mask.items() if not v] == ["embeddings/position/embedding"]
-    tx, schedule = make_optimizer({"lr": 1e-2, "steps": 10, "weight_decay": 0.01},
-                                  objective.trainable_mask(params))
+    # The run's optimizer, as the loop builds it: the objective's trainable mask freezes the position table.
+    tx, schedule = objective_optimizer(objective, OptimizerSpec(lr=1e-2, weight_decay=0.01), 10)
     step = jax.jit(make_train_step(objective, tx, schedule))
     state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
     for _ in range(2):
