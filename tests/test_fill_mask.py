@@ -36,7 +36,7 @@ def vocab_dirs(minilm_dir, shared_data, tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(shared_data / "vocab/roberta-base", roberta)
     albert = root / "spm"
     train_vocab([shared_data / "corpus/tinyshakespeare.txt"], "sentencepiece", 1000, albert)
-    return {"bert": bert, "distilbert": bert, "roberta": roberta, "albert": albert}
+    return {"bert": bert, "distilbert": bert, "electra": bert, "roberta": roberta, "albert": albert}
 
 
 def hf_tokenizer(family: str, directory: Path):
@@ -62,6 +62,9 @@ def hf_config(family: str, vocab_size: int):
     if family == "albert":
         return transformers.AlbertConfig(vocab_size=vocab_size, embedding_size=16, max_position_embeddings=64,
                                          pad_token_id=0, **SMALL)
+    if family == "electra":  # an ELECTRA generator (ElectraForMaskedLM), factorised embeddings as ELECTRA-Small's
+        return transformers.ElectraConfig(vocab_size=vocab_size, embedding_size=16, max_position_embeddings=64,
+                                          **SMALL)
     return transformers.BertConfig(vocab_size=vocab_size, max_position_embeddings=64, **SMALL)
 
 
@@ -106,7 +109,7 @@ def _spread(model) -> None:
         bias.copy_(torch.randn(bias.shape, generator=gen) * 3.0)
 
 
-FAMILIES = ["bert", "roberta", "albert", "distilbert"]
+FAMILIES = ["bert", "roberta", "albert", "distilbert", "electra"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -137,12 +140,13 @@ def test_imported_hf_model_fills_masks_like_the_pipeline(family, vocab_dirs, tmp
 def test_exported_model_fills_masks_like_the_pipeline(family, vocab_dirs, tmp_path):
     from jaxbert.config import get_preset
 
-    preset = {"bert": "bert-tiny", "roberta": "roberta-base", "albert": "albert-base", "distilbert": "distilbert-base"}
+    preset = {"bert": "bert-tiny", "roberta": "roberta-base", "albert": "albert-base", "distilbert": "distilbert-base",
+              "electra": "electra-small-generator"}
     tok = jaxbert.load_tokenizer(vocab_dirs[family])
     overrides = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, vocab_size=tok.vocab_size,
                      max_position_embeddings=66 if family == "roberta" else 64, heads=("mlm",),
                      pad_token_id=tok.special.pad, pooler=False)
-    if family == "albert":
+    if family in ("albert", "electra"):
         overrides["embedding_size"] = 16
     config = get_preset(preset[family]).replace(**overrides)
     p = jaxbert.init(config, seed=1, tokenizer=vocab_dirs[family])
