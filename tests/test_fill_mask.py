@@ -91,12 +91,15 @@ def pipeline_top_k(model, tokenizer, texts: list[str]) -> list[list[list[tuple[i
 
 def assert_same_predictions(ours, theirs) -> None:
     assert len(ours) == len(theirs)
+    diff = 0.0
     for text_ours, text_theirs in zip(ours, theirs, strict=True):
         assert len(text_ours) == len(text_theirs)
         for mask_ours, mask_theirs in zip(text_ours, text_theirs, strict=True):
             assert [i for i, _ in mask_ours] == [i for i, _ in mask_theirs]
             np.testing.assert_allclose([p for _, p in mask_ours], [p for _, p in mask_theirs], atol=TOL)
             assert mask_ours[0][1] > mask_ours[-1][1]  # spread out: a real ranking, not a tie
+            diff = max(diff, *(abs(p - q) for (_, p), (_, q) in zip(mask_ours, mask_theirs, strict=True)))
+    print(f"\nfill-mask vs transformers' pipeline: same top-{TOP_K} ids, max |probability difference| {diff:.2e}")
 
 
 def _spread(model) -> None:

@@ -312,6 +312,8 @@ def test_distilbert_loss_equals_numpy_over_all_tokens(teacher, batch, ce_positio
     ht = np.asarray(t.last_hidden_state, np.float64)[attention]
     cos = (1 - (hs * ht).sum(-1) / (np.linalg.norm(hs, axis=-1) * np.linalg.norm(ht, axis=-1))).mean()
     assert attention.sum() > selected.sum() > 0
+    print(f"\n{ce_positions}: |ce - numpy| {abs(float(metrics['ce_loss']) - ce):.2e} (ce {ce:.6f}), "
+          f"|loss - numpy| {abs(float(metrics['loss']) - (5 * ce + 2 * mlm + cos)):.2e}")
     np.testing.assert_allclose(float(metrics["ce_loss"]), ce, rtol=2e-5)
     np.testing.assert_allclose(float(metrics["mlm_loss"]), mlm, rtol=2e-5)
     np.testing.assert_allclose(float(metrics["cos_loss"]), cos, rtol=2e-4, atol=1e-7)
