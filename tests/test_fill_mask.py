@@ -187,6 +187,7 @@ def test_smoke_pretrained_bert_fills_masks_like_the_pipeline(smoke_bert, tmp_pat
     model = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     assert_same_predictions(ours, pipeline_top_k(model, hf_tok, texts))
+    capsys.readouterr()  # only the command's own lines below
     assert main(["fill-mask", "--model", str(smoke_bert), "--top-k", "3", *texts]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["text"] for line in lines] == texts
