@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxbert import formats
+from jaxbert import formats, inference
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.model import ModelOutput, build_model, init_params
+from jaxbert.inference import FEATURE_CHOICES, combine_layers, pool
+from jaxbert.model import ModelOutput, init_params
 from jaxbert.storage import Path, path
 
-# The BERT paper's feature-based choices (Table 7) by name; integers index hidden_states
-# (0 = embeddings output, L = last layer).
-FEATURE_CHOICES = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four", "sum_all")
-
-
-@functools.partial(jax.jit, static_argnames=("config", "output_hidden_states"))
-def _forward(config: ModelConfig, params: Any, input_ids: jax.Array, attention_mask: jax.Array,
-             token_type_ids: jax.Array | None, output_hidden_states: bool) -> ModelOutput:
-    return build_model(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
-                                     deterministic=True, output_hidden_states=output_hidden_states)
-
-
-def _bucket(length: int, multiple: int = 16) -> int:
-    # Padding to a few fixed lengths bounds the number of compiled shapes.
-    return max(multiple, -(-length // multiple) * multiple)
-
+__all__ = ["FEATURE_CHOICES", "Pretrained", "combine_layers", "export_hf", "init", "load", "load_tokenizer", "pool"]
 
 class Pretrained:
     """A model (config + params) with its tokenizer, callable like the reference models."""
@@ -52,17 +36,13 @@ class Pretrained:
 
     def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
                  output_hidden_states: bool = False) -> ModelOutput:
-        """Forward pass (dropout off). Inputs: numpy or jax int arrays [B, T]; attention_mask 1 = real token."""
-        ids = jnp.asarray(input_ids, jnp.int32)
-        if ids.ndim != 2:
-            raise JaxbertError(f"input_ids must be a [batch, length] array, got shape {tuple(ids.shape)}")
-        if ids.shape[1] + self.config.position_offset > self.config.max_position_embeddings:
-            raise JaxbertError(f"input length {ids.shape[1]} exceeds the model's max_position_embeddings "
-                               f"{self.config.max_position_embeddings}; truncate the inputs")
-        mask = jnp.ones_like(ids) if attention_mask is None else jnp.asarray(attention_mask, jnp.int32)
-        # No segments given: None, not zeros (XLNet then adds no segment term, as transformers does).
-        types = None if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
-        return _forward(self.config, self.params, ids, mask, types, output_hidden_states)
+        """Forward pass (dropout off). Inputs: numpy or jax int arrays [B, T]; attention_mask 1 = real token.
+
+        Batches run padded to power-of-two rows and tokens (at least 16), so a session compiles one
+        program per such bucket rather than per shape; outputs are cut back to [B, T].
+        """
+        return inference.forward(self.config, self.params, input_ids, attention_mask, token_type_ids,
+                                 output_hidden_states, pad_token_id=self.config.pad_token_id)
 
     # ---- features & embeddings -----------------------------------------------------
     def _require_tokenizer(self) -> Any:
@@ -72,19 +52,7 @@ class Pretrained:
         return self.tokenizer
 
     def _max_len(self, max_length: int | None) -> int:
-        limit = self.config.max_position_embeddings - self.config.position_offset - (
-            1 if self.config.position_offset else 0)
-        return min(max_length or 512, limit)
-
-    def _encode(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-        enc = self._require_tokenizer()(list(texts), max_length=max_length, padding="longest", truncation=True)
-        width = min(_bucket(enc["input_ids"].shape[1]), max_length)
-        pad = width - enc["input_ids"].shape[1]
-        if pad > 0:
-            pad_id = self.tokenizer.special.pad
-            enc = {k: np.pad(v, ((0, 0), (0, pad)), constant_values=pad_id if k == "input_ids" else 0)
-                   for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        return enc
+        return min(max_length or 512, inference.max_input_length(self.config))
 
     def features(self, texts: Sequence[str], layers: str | Sequence[int] = "last", batch_size: int = 32,
                  max_length: int | None = 128) -> list[np.ndarray]:
@@ -92,33 +60,37 @@ class Pretrained:
 
         layers: one of FEATURE_CHOICES (the BERT paper's feature-based choices) or a list of
         hidden-state indices (0 = embeddings output, L = last layer) whose outputs are concatenated.
+        Batches are padded to power-of-four rows (up to batch_size) and power-of-two tokens (at least
+        32), so a session compiles a handful of shapes, not one per call (see jaxbert.inference).
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), batch_size):
-            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
-            res = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"), output_hidden_states=True)
-            feats = np.asarray(combine_layers(res.hidden_states, layers), np.float32)
-            for row, mask in zip(feats, enc["attention_mask"], strict=True):
-                out.append(row[mask.astype(bool)])
-        return out
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.features(self.config, self.params, self._require_tokenizer(), texts, layers, batch_size,
+                                  self._max_len(max_length))
 
     def embed(self, texts: Sequence[str], pooling: str = "mean", normalize: bool = False, batch_size: int = 32,
               max_length: int | None = 256) -> np.ndarray:
-        """Sentence embeddings [N, H]: pooling mean (over real tokens) | cls | max; optional L2 normalisation."""
+        """Sentence embeddings [N, H]: pooling mean (over real tokens) | cls | max; optional L2 normalisation.
+
+        Batches are padded to power-of-four rows (1, 4, 16, up to batch_size) and power-of-two tokens
+        (at least 32), so calls on 1..64 texts compile about six programs, not one per batch size.
+        """
         if pooling not in ("mean", "cls", "max"):
             raise JaxbertError(f"unknown pooling {pooling!r}; use mean, cls or max")
-        if isinstance(texts, str):
-            texts = [texts]
-        rows = []
-        for start in range(0, len(texts), batch_size):
-            enc = self._encode(texts[start:start + batch_size], self._max_len(max_length))
-            hidden = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")).last_hidden_state
-            rows.append(np.asarray(pool(hidden, jnp.asarray(enc["attention_mask"]), pooling, normalize)))
-        if not rows:
-            return np.zeros((0, self.config.hidden_size), np.float32)
-        return np.concatenate(rows).astype(np.float32)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.embed(self.config, self.params, self._require_tokenizer(), texts, pooling, normalize,
+                               batch_size, self._max_len(max_length))
+
+    def fill_mask(self, texts: str | Sequence[str], top_k: int = 5, batch_size: int = 32,
+                  max_length: int | None = None) -> list[list[list[tuple[str, float]]]]:
+        """For each text, for each mask token in it (the tokenizer's own: [MASK], <mask>), the `top_k`
+        (token, probability) pairs, best first: `p.fill_mask(["Paris is the [MASK] of France."])[0][0]`.
+
+        Needs an MLM head (BERT, RoBERTa, ALBERT, DistilBERT, an ELECTRA generator); compiles per
+        bucket of rows and tokens, as `embed` does.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return inference.fill_mask(self.config, self.params, self._require_tokenizer(), texts, top_k, batch_size,
+                                   self._max_len(max_length))
 
     # ---- persistence ---------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
@@ -127,46 +99,6 @@ class Pretrained:
         Saving over an existing bundle replaces it; any other non-empty directory is refused."""
         return formats.write_bundle(directory, self.config, self.params, tokenizer_dir=self._tokenizer_dir,
                                     tokenizer=self.tokenizer)
-
-
-def pool(hidden: jax.Array, mask: jax.Array, pooling: str, normalize: bool = False) -> jax.Array:
-    """Pool [B, T, H] hidden states over real tokens (mask 1) into [B, H]."""
-    m = mask.astype(jnp.float32)[..., None]
-    h = hidden.astype(jnp.float32)
-    if pooling == "mean":
-        out = (h * m).sum(1) / jnp.maximum(m.sum(1), 1e-9)
-    elif pooling == "max":
-        out = jnp.where(m > 0, h, -jnp.inf).max(1)
-    else:
-        out = h[:, 0]
-    if normalize:
-        out = out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
-    return out
-
-
-def combine_layers(hidden_states: Sequence[jax.Array], layers: str | Sequence[int]) -> jax.Array:
-    """Combine (embeddings, layer 1..L) hidden states per the BERT paper's feature-based choices."""
-    hs = list(hidden_states)
-    if isinstance(layers, str):
-        if layers not in FEATURE_CHOICES:
-            raise JaxbertError(f"unknown feature choice {layers!r}; use one of {', '.join(FEATURE_CHOICES)} "
-                               "or a list of layer indices")
-        if layers == "embeddings":
-            return hs[0]
-        if layers == "last":
-            return hs[-1]
-        if layers == "second_to_last":
-            return hs[-2]
-        if layers == "sum_last_four":
-            return sum(hs[-4:])
-        if layers == "concat_last_four":
-            return jnp.concatenate(hs[-4:], axis=-1)
-        return sum(hs[1:])
-    idx = list(layers)
-    bad = [i for i in idx if not -len(hs) <= i < len(hs)]
-    if bad or not idx:
-        raise JaxbertError(f"layer indices {idx} out of range: the model has hidden states 0..{len(hs) - 1}")
-    return jnp.concatenate([hs[i] for i in idx], axis=-1)
 
 
 # ---- entry points ------------------------------------------------------------------

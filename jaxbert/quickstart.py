@@ -16,19 +16,8 @@ from pathlib import Path
 
 
 def fill_mask(model, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (token, probability) for every [MASK] in `text`."""
-    import jax
-    import numpy as np
-
-    tok = model.tokenizer
-    enc = tok([text], max_length=64, padding="longest")
-    out = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
-    probs = np.asarray(jax.nn.softmax(out.logits["mlm"][0], axis=-1))
-    answers = []
-    for pos in np.flatnonzero(enc["input_ids"][0] == tok.special.mask):
-        best = np.argsort(-probs[pos])[:top_k]
-        answers.append([(tok.convert_ids_to_tokens([int(i)])[0], float(probs[pos, i])) for i in best])
-    return answers
+    """Top-k (token, probability) for every [MASK] in `text` (`Pretrained.fill_mask` on one text)."""
+    return model.fill_mask([text], top_k=top_k, max_length=64)[0]
 
 
 def frequency_baseline(tokenizer, path: str | Path) -> tuple[str, float]:

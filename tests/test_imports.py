@@ -23,6 +23,8 @@ ALLOWED = {
     "jaxbert.parallel": ("jaxbert.config", "jaxbert.errors"),
     "jaxbert.tokenize": ("jaxbert.errors", "jaxbert.storage", "jaxbert.data.corpus", "jaxbert.data.segmenters"),
     "jaxbert.data": ("jaxbert.errors", "jaxbert.storage", "jaxbert.tokenize", "jaxbert.config"),
+    # Running a loaded model (bucketed shapes, pooling, fill-mask): what api.Pretrained delegates to.
+    "jaxbert.inference": ("jaxbert.errors", "jaxbert.config", "jaxbert.model"),
     "jaxbert.interop": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage"),
     "jaxbert.formats": ("jaxbert.errors", "jaxbert.config", "jaxbert.model", "jaxbert.tokenize", "jaxbert.storage",
                         "jaxbert.interop", "jaxbert.logs"),

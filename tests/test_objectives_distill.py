@@ -78,7 +78,8 @@ def test_init_layer_indices():
 
 @pytest.mark.parametrize("scan", [True, False])
 def test_student_copies_the_right_teacher_layers(teacher, scan):
-    objective = DistilBert(STUDENT.replace(scan_layers=scan), teacher, MASKING)
+    objective = DistilBert(STUDENT.replace(scan_layers=scan), teacher, MASKING, init_layers="skip",
+                           fold_token_type=True, init_mlm_transform=True)
     assert objective.init_layers == (0, 2)
     student = _flat(objective.init_student(jax.random.key(1), teacher.params))
     t = _flat(teacher.params)
@@ -101,8 +102,29 @@ def test_student_copies_the_right_teacher_layers(teacher, scan):
     assert not any(k.startswith(("pooler", "nsp_head", "embeddings/token_type")) for k in student)
 
 
-def test_folded_student_embeds_like_the_teacher(teacher, batch):
+def test_default_init_is_the_extraction_scripts(teacher):
+    """scripts/extract_distilbert.py: layers [0, 2, 4, 7, 9, 11] of 12 (first and last included); word and
+    position embeddings, embedding LayerNorm and MLM bias copied as they are; the MLM transform and its
+    LayerNorm left fresh (no --vocab_transform); no segment table, nothing folded."""
+    assert init_layer_indices("spread", 6, 12) == (0, 2, 4, 7, 9, 11)
+    assert init_layer_indices("spread", 3, 12) == (0, 6, 11)
     objective = DistilBert(STUDENT, teacher, MASKING)
+    assert objective.init_layers == (0, 3)
+    student = _flat(objective.init_student(jax.random.key(1), teacher.params))
+    fresh = _flat(jax.jit(objective.init)(jax.random.key(1)))  # init_student also draws under jit
+    t = _flat(teacher.params)
+    for key in ("embeddings/word/embedding", "embeddings/position/embedding", "embeddings/norm/scale",
+                "embeddings/norm/bias", "mlm_head/bias"):
+        np.testing.assert_array_equal(student[key], t[key])
+    for key in ("mlm_head/transform/kernel", "mlm_head/transform/bias", "mlm_head/norm/scale", "mlm_head/norm/bias"):
+        np.testing.assert_array_equal(student[key], fresh[key])
+    assert not np.array_equal(student["mlm_head/transform/kernel"], t["mlm_head/transform/kernel"])
+    for rest in [k[len("encoder/layers/"):] for k in t if k.startswith("encoder/layers/")]:
+        np.testing.assert_array_equal(student[f"encoder/layers/{rest}"], t[f"encoder/layers/{rest}"][[0, 3]])
+
+
+def test_folded_student_embeds_like_the_teacher(teacher, batch):
+    objective = DistilBert(STUDENT, teacher, MASKING, fold_token_type=True)
     params = objective.init_student(jax.random.key(1), teacher.params)
 
     @jax.jit
@@ -176,7 +198,7 @@ def test_pkd_layer_pairs():
 # ---- the objectives in a train step ---------------------------------------------------------------
 def test_kd_vanishes_for_a_student_equal_to_its_teacher_and_the_teacher_stays_frozen(teacher, batch):
     same = TEACHER.replace(heads=("mlm",))
-    objective = DistilBert(same, teacher, MASKING, init_layers="first")
+    objective = DistilBert(same, teacher, MASKING, init_layers="first", init_mlm_transform=True)
     frozen = objective.init_frozen()
     params = objective.init_student(jax.random.key(0), frozen["teacher"])
     for key, value in _flat(params).items():
@@ -255,6 +277,69 @@ def test_workdir_loads_as_the_student(teacher, batch, tmp_path):
         np.testing.assert_array_equal(_flat(loaded.params)[key], value)
 
 
+def _numpy_log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("ce_positions", ["all", "masked"])
+def test_distilbert_loss_equals_numpy_over_all_tokens(teacher, batch, ce_positions):
+    """The authors' distiller.py, recomputed in numpy from the two models' outputs: KL(teacher_T || student_T)
+    · T² averaged over every real token (attention mask) — or the masked ones with restrict_ce_to_mask —,
+    token cross-entropy at the masked slots, 1 − cos over real tokens."""
+    from jaxbert.objectives.masking_setup import draw_mask
+
+    objective = DistilBert(STUDENT, teacher, MASKING, temperature=2.0, ce_positions=ce_positions)
+    params = objective.init_student(jax.random.key(1), teacher.params)
+    frozen = objective.init_frozen()
+    rng = jax.random.key(11)
+    _, metrics = jax.jit(objective.loss, static_argnames="deterministic")(params, frozen, batch, rng,
+                                                                          deterministic=True)
+    masked = draw_mask(jax.random.split(rng)[0], batch["input_ids"], batch["attention_mask"], MASKING)
+    args = (masked.inputs, batch["attention_mask"])
+    s = EncoderModel(objective.model_config).apply({"params": params}, *args)
+    t = EncoderModel(objective.teacher_config).apply({"params": frozen["teacher"]}, *args, batch["token_type_ids"])
+    s_logits, t_logits = np.asarray(s.logits["mlm"]), np.asarray(t.logits["mlm"])  # [B, T, V]: every position
+    attention = np.asarray(batch["attention_mask"]).astype(bool)
+    labels = np.asarray(masked.labels)
+    selected = np.asarray(masked.weights).astype(bool)
+    rows = attention if ce_positions == "all" else selected
+    log_p, log_q = _numpy_log_softmax(t_logits[rows] / 2.0), _numpy_log_softmax(s_logits[rows] / 2.0)
+    ce = (np.exp(log_p) * (log_p - log_q)).sum(-1).mean() * 4.0
+    mlm = -_numpy_log_softmax(s_logits[selected])[np.arange(selected.sum()), labels[selected]].mean()
+    hs = np.asarray(s.last_hidden_state, np.float64)[attention]
+    ht = np.asarray(t.last_hidden_state, np.float64)[attention]
+    cos = (1 - (hs * ht).sum(-1) / (np.linalg.norm(hs, axis=-1) * np.linalg.norm(ht, axis=-1))).mean()
+    assert attention.sum() > selected.sum() > 0
+    print(f"\n{ce_positions}: |ce - numpy| {abs(float(metrics['ce_loss']) - ce):.2e} (ce {ce:.6f}), "
+          f"|loss - numpy| {abs(float(metrics['loss']) - (5 * ce + 2 * mlm + cos)):.2e}")
+    np.testing.assert_allclose(float(metrics["ce_loss"]), ce, rtol=2e-5)
+    np.testing.assert_allclose(float(metrics["mlm_loss"]), mlm, rtol=2e-5)
+    np.testing.assert_allclose(float(metrics["cos_loss"]), cos, rtol=2e-4, atol=1e-7)
+    np.testing.assert_allclose(float(metrics["loss"]), 5 * ce + 2 * mlm + cos, rtol=2e-5)
+
+
+def test_frozen_position_embeddings_do_not_move(teacher, batch):
+    from jaxbert.train.sharded import objective_optimizer
+    from jaxbert.train.spec import OptimizerSpec
+    from jaxbert.train.state import TrainState
+
+    objective = DistilBert(STUDENT, teacher, MASKING, freeze_positions=True)
+    params = objective.init_student(jax.random.key(0), teacher.params)
+    mask = _flat(objective.trainable_mask(params))
+    assert [k for k, v in mask.items() if not v] == ["embeddings/position/embedding"]
+    # The run's optimizer, as the loop builds it: the objective's trainable mask freezes the position table.
+    tx, schedule = objective_optimizer(objective, OptimizerSpec(lr=1e-2, weight_decay=0.01), 10)
+    step = jax.jit(make_train_step(objective, tx, schedule))
+    state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
+    for _ in range(2):
+        state, _ = step(state, objective.init_frozen(), batch, jax.random.key(3))
+    before, after = _flat(params), _flat(state.params)
+    np.testing.assert_array_equal(after["embeddings/position/embedding"], before["embeddings/position/embedding"])
+    assert not np.array_equal(after["embeddings/word/embedding"], before["embeddings/word/embedding"])
+
+
 # ---- factories ---------------------------------------------------------------------------------------
 def _config(name: str, **objective) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"model": STUDENT.replace(vocab_size=VOCAB).to_dict(),
@@ -269,7 +354,12 @@ def test_factories():
     bf16.model.compute_dtype = "bfloat16"
     assert build_objective(bf16).teacher_config.compute_dtype == "bfloat16"  # the teacher computes like the student
     assert (obj.temperature, obj.alpha_ce, obj.alpha_mlm, obj.alpha_cos) == (3.0, 5.0, 2.0, 1.0)
-    assert obj.init_layers == (0, 2)
+    assert obj.init_layers == (0, 3) and obj.ce_positions == "all" and obj.selection_probs is None
+    assert obj.trainable_mask(obj.init(jax.random.key(0))) is None
+    with pytest.raises(ConfigError, match="ce_positions"):
+        build_objective(_config("distill", teacher_model=teacher_model, ce_positions="some"))
+    with pytest.raises(ConfigError, match="token_counts"):
+        build_objective(_config("distill", teacher_model=teacher_model, mask_smoothing=0.7))
     pkd = build_objective(_config("pkd", teacher_model=teacher_model, strategy="last", beta=10.0))
     assert isinstance(pkd, PatientKD) and pkd.init_layers == (0, 1) and pkd.layer_pairs == ((1, 3),)
     with pytest.raises(ConfigError, match="objective.teacher"):

@@ -219,5 +219,30 @@ def test_factory_ties_generator_fields_to_the_discriminator():
     assert (obj.masking.mask_replace_prob, obj.masking.random_replace_prob) == (0.85, 0.0)
     with pytest.raises(ConfigError, match="objective.generator"):
         build_objective(_config())
+
+
+@pytest.mark.parametrize("size,generator", [(0.25, "electra-small-generator"), (1 / 3, "electra-base-generator"),
+                                            (0.25, "electra-large-generator")])
+def test_generator_size_builds_the_papers_generators(size, generator):
+    """generator_size as the original code's generator_hidden_size (get_generator_config): hidden H·size, all
+    layers, intermediate 4·hidden, hidden // 64 heads — the generators of the paper's Table 6."""
+    from jaxbert.config import get_preset
+    from jaxbert.objectives.electra import generator_from_fraction
+
+    disc = get_preset(generator.replace("-generator", ""))
+    config = ml_collections.ConfigDict({"model": disc.to_dict(), "objective": {
+        "name": "electra", "generator_size": size, "generator": "", "max_predictions": 20}})
+    got = build_objective(config).generator_config
+    want = get_preset(generator)
+    for field in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "embed_dim"):
+        assert getattr(got, field) == getattr(want, field), field
+    half = generator_from_fraction(disc, size, layer_fraction=0.5)
+    assert half.num_layers == disc.num_layers // 2
+    with pytest.raises(ConfigError, match="generator_size"):
+        generator_from_fraction(disc, 1.5)
+    both = ml_collections.ConfigDict({"model": disc.to_dict(), "objective": {
+        "name": "electra", "generator_size": size, "generator": generator}})
+    with pytest.raises(ConfigError, match="not both"):
+        build_objective(both)
     with pytest.raises(ConfigError, match="temperature"):
         _objective(temperature=0.0)

@@ -1,5 +1,6 @@
 """ELECTRA-Small (Clark et al. 2020, appendix Table 6): 12 layers, hidden 256, 4 heads, embeddings 128;
-generator at 1/4 width (hidden 64, 1 head) sharing the embeddings; batch 128 × 128 tokens, lr 5e-4,
+generator at 1/4 width (generator_size=0.25, the original code's generator_hidden_size: hidden 64, 1 head,
+all 12 layers) sharing the embeddings; batch 128 × 128 tokens, lr 5e-4,
 1M steps, linear decay after 10k warmup steps, Adam(0.9, 0.999, eps 1e-6), weight decay 0.01,
 dropout 0.1, 15% masking (85% [MASK], 15% kept), discriminator loss weight 50, sampling temperature 1,
 global-norm clipping at 1.0 (the reference code's optimizer). Corpus: Wikipedia + BooksCorpus with
@@ -21,7 +22,10 @@ def get_config():
     c.objective = ml_collections.ConfigDict(dict(
         name="electra",
         pair_task="none",  # the data format: packed full sentences, no sentence-pair labels
-        generator="electra-small-generator",
+        # The generator as the original code sizes it from the discriminator (configure_pretraining.py):
+        # hidden x generator_size, layers x generator_layers, intermediate 4 x hidden, heads hidden // 64.
+        generator_size=0.25, generator_layers=1.0,
+        generator="",  # or an explicit model (a preset such as "electra-small-generator", or a dict)
         disc_weight=50.0, gen_weight=1.0, temperature=1.0,
         mask_prob=0.15,
         max_predictions=int((0.15 + 0.005) * seq_len),  # the reference code's max_predictions_per_seq

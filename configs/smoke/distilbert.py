@@ -24,5 +24,8 @@ def get_config():
         teacher="",  # a checkpoint path; empty: a random teacher_model (vocabulary fitted to the tokenizer)
         teacher_model=TEACHER, teacher_seed=0,
         temperature=2.0, alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=1.0, init_layers="skip",
+        # configs/distill/distilbert_base.py explains these; the smoke run masks uniformly and trains every table.
+        ce_positions="all", init_mlm_transform=False, fold_token_type=False, freeze_position_embeddings=False,
+        mask_smoothing=0.0, token_counts="",
         mask_prob=0.15, max_predictions=10, mask_replace_prob=0.8, random_replace_prob=0.1, whole_word=False))
     return c

@@ -19,9 +19,8 @@ def get_config():
     c.objective = ml_collections.ConfigDict(dict(
         name="electra",
         pair_task="none",  # the data format: packed full sentences, no NSP labels
-        # Generator at 1/4 of the discriminator's width, as in the paper's ELECTRA-Small.
-        generator={"preset": "electra-small-generator", "num_layers": 2, "hidden_size": 32, "num_heads": 1,
-                   "intermediate_size": 128},
+        # Generator at 1/4 of the discriminator's width, as in the paper's ELECTRA-Small: hidden 32, 1 head.
+        generator_size=0.25, generator_layers=1.0, generator="",
         disc_weight=50.0, gen_weight=1.0, temperature=1.0,
         mask_prob=0.15, max_predictions=10, mask_replace_prob=0.85, random_replace_prob=0.0, whole_word=False))
     return c

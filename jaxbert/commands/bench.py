@@ -1,13 +1,19 @@
 """`jaxbert bench`: time one pretraining train step and print ONE JSON line.
 
-    jaxbert bench --model bert-base --objective mlm --batch 8 --seq 128 --steps 10 [--impl jaxbert|hf-flax|torch]
-                  [--dtype float32|bfloat16] [--profile DIR]
+    jaxbert bench --model bert-base --objective mlm|electra|distill|pkd --batch 8 --seq 128 --steps 10
+                  [--impl jaxbert|torch] [--dtype float32|bfloat16] [--teacher PRESET] [--profile DIR]
 
 Every implementation runs the same work: dynamic 80/10/10 masking of 15% of the tokens, the
 family's pretraining heads and losses, AdamW (lr 1e-4, weight decay 0.01 off LayerNorms and
 biases, clipping at 1.0) on random token batches. jaxbert computes MLM logits only at the masked
 positions (max_predictions slots); transformers' models compute them at every position, and
 `model_flops_per_step` counts each implementation's own work.
+
+Objectives (jaxbert): mlm (the family's pretraining objective), electra (--model is the discriminator,
+the generator at 1/4 of its width as the original code sizes it), distill (DistilBERT's losses; --model is
+the student) and pkd (Patient KD with MLM as the task), both from a random frozen --teacher (default
+bert-base for a DistilBERT student, else --model at twice the depth). --impl torch runs transformers'
+MLM pretraining step only. There is no hf-flax peer: transformers 5 ships no Flax models.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import numpy as np
 
 from jaxbert.errors import JaxbertError
 
-IMPLS = ("jaxbert", "hf-flax", "torch")
+IMPLS = ("jaxbert", "torch")
+OBJECTIVES = ("mlm", "electra", "distill", "pkd")
 KEYS = ("impl", "model", "objective", "batch", "seq", "dtype", "steps", "step_s_median", "tokens_per_s", "compile_s",
         "params", "model_flops_per_step", "achieved_gflops", "peak_rss_mb", "devices")
 PAIR_TASK = {"bert": "nsp", "albert": "sop", "roberta": "none", "electra": "none", "distilbert": "none"}
@@ -32,11 +39,14 @@ PAIR_TASK = {"bert": "nsp", "albert": "sop", "roberta": "none", "electra": "none
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bert-base", help="model preset name (see jaxbert.PRESETS)")
-    parser.add_argument("--objective", default="mlm", help="training objective (mlm)")
+    parser.add_argument("--objective", default="mlm", choices=OBJECTIVES,
+                        help="training objective: mlm (default), electra, distill or pkd")
     parser.add_argument("--batch", type=int, default=8, help="global batch size")
     parser.add_argument("--seq", type=int, default=128, help="sequence length")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after one warm-up step)")
-    parser.add_argument("--impl", default="jaxbert", choices=IMPLS)
+    parser.add_argument("--impl", default="jaxbert", choices=IMPLS,
+                        help="jaxbert (default) or torch: transformers' PyTorch model (MLM only)")
+    parser.add_argument("--teacher", default="", help="distill / pkd: the teacher's preset (random weights)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
     parser.add_argument("--attention", default="xla", choices=("xla", "dot_product", "cudnn"),
                         help="jaxbert's attention kernel (cudnn: flash attention on NVIDIA GPUs, bf16 only)")
@@ -81,8 +91,30 @@ def _experiment(args: argparse.Namespace) -> Any:
                               "attention_kernel": getattr(args, "attention", "xla")}, PAIR_TASK[family])
     config.objective.name = args.objective
     config.objective.max_predictions = max_predictions(args.seq)
+    if args.objective == "electra":
+        # The original code's generator_hidden_size and masking: 85% [MASK], 15% kept.
+        config.objective.update(dict(generator_size=0.25, generator_layers=1.0, mask_replace_prob=0.85,
+                                     random_replace_prob=0.0))
+    elif args.objective in ("distill", "pkd"):
+        config.objective.update(dict(teacher="", teacher_model=teacher_spec(args), teacher_seed=args.seed,
+                                     task="mlm", init_layers="none"))
     config.train.update(dict(steps=1000, batch_size=args.batch, seq_len=args.seq, lr=1e-4, warmup_steps=10))
     return config
+
+
+def teacher_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The random teacher of a distillation benchmark: --teacher, else bert-base for a DistilBERT student,
+    else the student's own preset at twice its depth (compute dtype and kernel as the student's)."""
+    from jaxbert.config import get_preset
+
+    student = get_preset(args.model)
+    if args.teacher:
+        spec: dict[str, Any] = {"preset": args.teacher}
+    elif student.family == "distilbert":
+        spec = {"preset": "bert-base"}
+    else:
+        spec = {"preset": args.model, "num_layers": 2 * student.num_layers}
+    return {**spec, "heads": ["mlm"], "pooler": False}
 
 
 def _result(args: argparse.Namespace, times: list[float], compile_s: float, params: int, flops: float,
@@ -103,24 +135,26 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     from jaxbert.model import count_params
     from jaxbert.objectives.base import build_objective
     from jaxbert.parallel import create_mesh, host_to_global, put_global, replicated
-    from jaxbert.train.optim import make_optimizer
     from jaxbert.train.profile import StepProfiler
-    from jaxbert.train.sharded import compile_steps, init_state, state_layout
+    from jaxbert.train.sharded import compile_steps, init_state, objective_optimizer, state_layout
     from jaxbert.train.spec import ProfileSpec
 
     config = _experiment(args)
     spec = validate_experiment(config, jax.device_count())
     objective = build_objective(config)
-    tx, schedule = make_optimizer(spec.optimizer, spec.train.steps)
+    tx, schedule = objective_optimizer(objective, spec.optimizer, spec.train.steps)
     mesh = create_mesh(dict(config.mesh))
-    layout = state_layout(objective, tx, mesh)
+    frozen_host = objective.init_frozen()  # a distillation teacher; {} otherwise
+    layout = state_layout(objective, tx, mesh, frozen_host)
+    frozen = put_global(frozen_host, layout.frozen_shardings) if frozen_host else {}
     state = init_state(objective, tx, layout, jax.random.key(args.seed))
     compiled = compile_steps(objective, tx, schedule, layout, args.batch, args.seq, with_eval=False)
     fields = objective.batch_fields(args.batch, args.seq)
-    host = random_batch(objective.model_config, args.batch, args.seq, objective.pair_task, args.seed)
+    host = random_batch(objective.model_config, args.batch, args.seq, getattr(objective, "pair_task", "none"),
+                        args.seed)
     batch = host_to_global({k: host[k] for k in fields}, mesh)
     key = put_global(jax.random.key(args.seed + 1), replicated(mesh))
-    state, metrics = compiled.train(state, {}, batch, key)  # warm-up
+    state, metrics = compiled.train(state, frozen, batch, key)  # warm-up
     jax.block_until_ready(metrics)
     times = []
     profiler = StepProfiler(ProfileSpec(start_step=1, num_steps=args.steps if args.profile else 0),
@@ -129,7 +163,7 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(1, args.steps + 1):
             start = time.perf_counter()
             with profiler.step(i):
-                state, metrics = compiled.train(state, {}, batch, key)
+                state, metrics = compiled.train(state, frozen, batch, key)
             jax.block_until_ready((state.params, metrics))
             times.append(time.perf_counter() - start)
             profiler.after(i, state)
@@ -220,12 +254,9 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.batch <= 0 or args.seq <= 0 or args.steps <= 0:
         raise JaxbertError("--batch, --seq and --steps must be positive integers")
-    if args.impl == "hf-flax":
-        import transformers
-
-        why = ("ships no Flax models (version 5 removed them)" if not hasattr(transformers, "FlaxBertForPreTraining")
-               else "has Flax models, but jaxbert benchmarks only transformers 5's PyTorch models")
-        raise JaxbertError(f"--impl hf-flax: transformers {transformers.__version__} {why}; compare with --impl torch")
+    if args.impl == "torch" and args.objective != "mlm":
+        raise JaxbertError(f"--impl torch runs transformers' MLM pretraining step only; benchmark --objective "
+                           f"{args.objective} with --impl jaxbert, or compare --objective mlm")
     if args.profile and args.impl != "jaxbert":
         raise JaxbertError("--profile traces jaxbert's step with jax.profiler; drop it for --impl torch "
                            "(torch.profiler traces PyTorch)")

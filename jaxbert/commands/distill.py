@@ -1,12 +1,17 @@
-"""`jaxbert distill`: distil a student from a teacher (DistilBERT, Patient KD; see `jaxbert.pretrain.distill`).
+"""`jaxbert distill`: distil a student from a teacher (DistilBERT, Patient KD).
 
     jaxbert distill --config configs/distill/distilbert_base.py --workdir DIR \\
         --config.objective.teacher=PATH [--config.key=value ...]
+
+On an unlabelled corpus the run is the pretraining pipeline's (`jaxbert.pretrain.distill`); with
+objective.task="classification" (Patient KD on a labelled task file, `data.train` / `data.eval` as in
+fine-tuning) it is `jaxbert.finetune.distill`'s, and prints fine-tuning's summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from jaxbert.commands.experiment import add_config_argument, add_workdir_argument, load_experiment, print_summary
 
@@ -17,9 +22,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxbert.objectives.distill import distils_on_a_task
+
+    config = load_experiment(args)
+    if distils_on_a_task(config):
+        from jaxbert.finetune.distill import run_task_distillation
+
+        result = run_task_distillation(config, args.workdir)
+        print(json.dumps({"workdir": result.workdir, "task": str(config.task.name), "status": result.status,
+                          "step": result.step, "best_step": result.best_step,
+                          "best": {k: round(v, 6) for k, v in result.best.items()},
+                          "final": {k: round(v, 6) for k, v in result.final.items()},
+                          "train_rows": result.train_rows, "eval_examples": result.eval_examples,
+                          "eval_source": result.eval_source}))
+        return 0
     from jaxbert.pretrain import run_distillation
 
-    result = run_distillation(load_experiment(args), args.workdir)
+    result = run_distillation(config, args.workdir)
     print_summary(args.workdir, result, ("loss", "mlm_accuracy", "accuracy", "ce_loss", "kd_loss", "cos_loss",
                                          "pt_loss"))
     return 0

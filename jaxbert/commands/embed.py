@@ -29,10 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="jaxbert bundle, training workdir or HF directory")
     parser.add_argument("--input", required=True, help="UTF-8 text file, one text per line")
     parser.add_argument("--output", required=True, help="output .npy file [N, H] float32")
-    parser.add_argument("--pooling", default="mean", choices=("mean", "cls", "max"))
+    parser.add_argument("--pooling", default="mean", choices=("mean", "cls", "max"),
+                        help="how token vectors become one: mean over real tokens (default), the [CLS] vector, "
+                             "or the element-wise max")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="texts per forward pass (default 64); memory grows with it")
+    parser.add_argument("--max-length", type=int, default=256,
+                        help="tokens per text, [CLS]/[SEP] included (default 256); longer texts are truncated")
 
 
 def count_lines(path: storage.Path) -> int:

@@ -137,14 +137,21 @@ def num_to_predict(maskable: jax.Array, mask_prob: float, max_predictions: int) 
     return jnp.asarray(table, jnp.int32)[maskable.sum(axis=-1)]
 
 
-def select_tokens(rng: jax.Array, maskable: jax.Array, num: jax.Array, max_predictions: int) -> jax.Array:
-    """bool [B, T]: exactly `num[b]` maskable tokens per row, uniformly at random without replacement.
+def select_tokens(rng: jax.Array, maskable: jax.Array, num: jax.Array, max_predictions: int,
+                  weights: jax.Array | None = None) -> jax.Array:
+    """bool [B, T]: exactly `num[b]` maskable tokens per row, at random without replacement.
 
     A random key per token and a top-k keep this jittable; `num` must not exceed
-    `max_predictions` (as `num_to_predict` guarantees).
+    `max_predictions` (as `num_to_predict` guarantees). Uniform by default; with `weights`
+    (float [B, T], > 0) a row's tokens are drawn one after another with probability proportional
+    to their weight among those left (Gumbel-top-k: log weight + Gumbel noise as the key).
     """
     b, t = maskable.shape
-    keys = jnp.where(maskable, jax.random.uniform(rng, (b, t)), -1.0)
+    u = jax.random.uniform(rng, (b, t))
+    if weights is not None:
+        gumbel = -jnp.log(-jnp.log(jnp.clip(u, 1e-20, 1.0 - 1e-7)))
+        u = jnp.log(jnp.maximum(weights.astype(jnp.float32), 1e-30)) + gumbel
+    keys = jnp.where(maskable, u, -jnp.inf if weights is not None else -1.0)
     k = min(max_predictions, t)
     _, top = jax.lax.top_k(keys, k)
     take = jnp.arange(k)[None, :] < num[:, None]
@@ -273,14 +280,21 @@ def dense_to_gather(selected: jax.Array, ids: jax.Array, max_predictions: int
 def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
                 attention_mask: jax.Array | None = None,
                 maskable: jax.Array | None = None,
-                word_starts: jax.Array | None = None) -> MaskedTokens:
+                word_starts: jax.Array | None = None,
+                selection_weights: jax.Array | None = None) -> MaskedTokens:
     """One dynamic masking draw for a batch of token ids [B, T].
 
     `maskable` (bool [B, T]) overrides the default "not a special id and not padding";
     `word_starts` (bool [B, T], first piece of each word) is required when
     `config.whole_word` is set. With `config.max_ngram` > 1 the selected units are n-gram spans of
-    whole words (of tokens when whole_word is off), see `ngram_spans`.
+    whole words (of tokens when whole_word is off), see `ngram_spans`. `selection_weights` (float
+    [B, T]) makes token selection non-uniform (DistilBERT's frequency-smoothed masking; single tokens
+    only, not with whole words or n-grams).
     """
+    if selection_weights is not None and (config.whole_word or config.max_ngram > 1):
+        raise MaskingConfigError("MaskingConfig.whole_word / max_ngram: weighted token selection picks single "
+                                 "tokens, not words or spans; drop the selection weights or set whole_word=False "
+                                 "and max_ngram=1")
     if config.whole_word and word_starts is None:
         raise MaskingConfigError("MaskingConfig.whole_word is set but no word_starts were given; "
                                  "pass word_starts (the tokenizer's word_starts) or set whole_word=False")
@@ -297,7 +311,7 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
     elif config.whole_word:
         selected = select_whole_words(k_select, maskable, jnp.asarray(word_starts), num)
     else:
-        selected = select_tokens(k_select, maskable, num, config.max_predictions)
+        selected = select_tokens(k_select, maskable, num, config.max_predictions, selection_weights)
     inputs = replace_selected(k_replace, ids, selected, config)
     labels = jnp.where(selected, ids, 0).astype(jnp.int32)
     positions, masked_ids, masked_weights = dense_to_gather(selected, ids, config.max_predictions)

@@ -3,9 +3,12 @@
 Params are the student's alone (so a checkpoint exports exactly the student); the teacher lives in
 the frozen tree `{"teacher": ...}` and runs in inference mode on the same masked input.
 
-DistilBERT: loss = alpha_ce · KL(teacher_T || student_T) · T² over the masked positions' MLM logits
-  + alpha_mlm · MLM cross-entropy + alpha_cos · (1 − cos(student, teacher)) over real tokens' last
-  hidden states. The paper's weights: 5, 2, 1 at T = 2.
+DistilBERT: loss = alpha_ce · KL(teacher_T || student_T) · T² over the MLM logits of every real token
+  (the authors' distiller.py; `ce_positions="masked"` is its --restrict_ce_to_mask) + alpha_mlm · MLM
+  cross-entropy at the masked slots + alpha_cos · (1 − cos(student, teacher)) over real tokens' last
+  hidden states. The paper's weights: 5, 2, 1 at T = 2. Options as in the authors' train.py: masking
+  probabilities smoothed by token frequency (count^-0.7, `selection_probs`) and frozen position
+  embeddings (--freeze_pos_embs).
 Patient KD: loss = (1 − alpha) · task loss + alpha · KL · T² + beta · PT, PT the mean squared error of
   L2-normalised [CLS] hidden states of the student's intermediate layers against teacher layers chosen
   by PKD-Skip (every k-th) or PKD-Last (the last ones). The task is MLM (task-agnostic distillation on
@@ -27,12 +30,16 @@ from jaxbert.data.masking import MaskingConfig
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
+from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, token_selection_probs, word_fields
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics, pair_metrics
 from jaxbert.objectives.teacher import Teacher, check_compatible, init_layer_indices, student_from_teacher
 
 PKD_STRATEGIES = ("skip", "last")
 PKD_TASKS = ("mlm", "classification")
+CE_POSITIONS = ("all", "masked")
+# What the DistilBERT extraction script leaves out of the student's init unless run with --vocab_transform.
+MLM_TRANSFORM = ("mlm_head/transform", "mlm_head/norm")
+POSITION_TABLE = "embeddings/position/embedding"
 
 
 # ---- losses (pure functions) ----------------------------------------------------------------
@@ -104,6 +111,8 @@ class _Distillation(Objective):
         self.masking = masking
         self.temperature = float(temperature)
         self.word_tables = word_tables
+        self.init_skip: tuple[str, ...] = ()  # param path prefixes the student does not take from the teacher
+        self.fold_token_type = True
 
     # ---- params ---------------------------------------------------------------------
     def init(self, rng: jax.Array) -> PyTree:
@@ -115,7 +124,8 @@ class _Distillation(Objective):
             params = self.init(key)
             if not self.init_layers:
                 return params
-            return student_from_teacher(self.model_config, params, self.teacher_config, teacher, self.init_layers)
+            return student_from_teacher(self.model_config, params, self.teacher_config, teacher, self.init_layers,
+                                        fold_token_type=self.fold_token_type, skip=self.init_skip)
 
         return jax.jit(build)(rng, teacher_params)
 
@@ -159,14 +169,22 @@ class _Distillation(Objective):
 
 
 class DistilBert(_Distillation):
-    """Soft-target CE at temperature T + MLM + cosine loss on the last hidden states (Sanh et al. 2019)."""
+    """Soft-target CE at temperature T + MLM + cosine loss on the last hidden states (Sanh et al. 2019).
+
+    `ce_positions`: "all" real tokens (the authors' default) or the "masked" slots only.
+    `selection_probs` [V]: masking probability per token id (frequency-smoothed), None for uniform.
+    `freeze_positions`: the position table is not trained. `fold_token_type`, `init_mlm_transform`:
+    what the student's init takes from the teacher beyond the layers, embeddings and MLM bias.
+    """
 
     name = "distill"
 
     def __init__(self, student: ModelConfig, teacher: Teacher, masking: MaskingConfig, temperature: float = 2.0,
                  alpha_ce: float = 5.0, alpha_mlm: float = 2.0, alpha_cos: float = 1.0,
-                 init_layers: str | Sequence[int] = "skip",
-                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 init_layers: str | Sequence[int] = "spread",
+                 word_tables: tuple[np.ndarray, np.ndarray] | None = None, ce_positions: str = "all",
+                 selection_probs: np.ndarray | None = None, freeze_positions: bool = False,
+                 fold_token_type: bool = False, init_mlm_transform: bool = False) -> None:
         student = student.replace(heads=("mlm",), task="", num_labels=0)
         super().__init__(student, teacher, masking, temperature, init_layers, word_tables)
         if alpha_ce > 0 and "mlm" not in self.teacher_config.heads:
@@ -174,29 +192,56 @@ class DistilBert(_Distillation):
                               "use a *ForMaskedLM / *ForPreTraining checkpoint or set alpha_ce=0")
         if min(alpha_ce, alpha_mlm, alpha_cos) < 0:
             raise ConfigError("config.objective.alpha_ce / alpha_mlm / alpha_cos: loss weights must be >= 0")
+        if ce_positions not in CE_POSITIONS:
+            raise ConfigError(f"config.objective.ce_positions: unknown choice {ce_positions!r}; use 'all' (every real "
+                              "token, the authors' default) or 'masked' (their --restrict_ce_to_mask)")
+        if selection_probs is not None and np.shape(selection_probs) != (student.vocab_size,):
+            raise ConfigError(f"config.objective.token_counts: {np.shape(selection_probs)} selection probabilities "
+                              f"for a {student.vocab_size}-id vocabulary; count with the run's tokenizer")
         self.alpha_ce, self.alpha_mlm, self.alpha_cos = float(alpha_ce), float(alpha_mlm), float(alpha_cos)
+        self.ce_positions = ce_positions
+        self.selection_probs = selection_probs
+        self.freeze_positions = bool(freeze_positions)
+        self.fold_token_type = bool(fold_token_type)
+        self.init_skip = () if init_mlm_transform else MLM_TRANSFORM
+
+    def trainable_mask(self, params: PyTree) -> PyTree | None:
+        if not self.freeze_positions:
+            return None
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "/".join(str(getattr(k, "key", k)) for k in path) != POSITION_TABLE, params)
+
+    def _head_flops(self, cfg: ModelConfig, seq_len: int) -> float:
+        if self.ce_positions == "all" and self.alpha_ce > 0:  # both models' MLM heads read every position
+            return seq_len * (2 * cfg.hidden_size * cfg.embed_dim + 2 * cfg.embed_dim * cfg.vocab_size)
+        return super()._head_flops(cfg, seq_len)
 
     def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         k_mask, k_dropout = jax.random.split(rng)
         ids, attention, types = self._inputs(batch)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch, self.selection_probs)
         positions, weights = masked.masked_positions, masked.masked_weights
-        teacher = self._teacher(frozen, masked.inputs, attention, types, masked_positions=positions,
+        every_token = self.ce_positions == "all" and self.alpha_ce > 0
+        # Logits at every position when the soft targets cover every token, else only at the masked slots.
+        at = None if every_token else positions
+        teacher = self._teacher(frozen, masked.inputs, attention, types, masked_positions=at,
                                 heads=("mlm",) if self.alpha_ce > 0 else ())
         student = EncoderModel(self.model_config).apply(
             {"params": params}, masked.inputs, attention, types, deterministic=deterministic,
-            masked_positions=positions, rngs=None if deterministic else {"dropout": k_dropout})
+            masked_positions=at, rngs=None if deterministic else {"dropout": k_dropout})
+        gather = (lambda x: jnp.take_along_axis(x, positions[..., None], axis=1)) if every_token else (lambda x: x)
         s_logits = student.logits["mlm"]
-        mlm_loss, mlm_acc = masked_lm_metrics(s_logits, masked.masked_ids, weights)
+        mlm_loss, mlm_acc = masked_lm_metrics(gather(s_logits), masked.masked_ids, weights)
         cos_loss = cosine_embedding_loss(student.last_hidden_state, teacher.last_hidden_state, attention)
         metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": mlm_acc, "cos_loss": cos_loss}
         loss = self.alpha_mlm * mlm_loss + self.alpha_cos * cos_loss
         if self.alpha_ce > 0:
             t_logits = teacher.logits["mlm"]
-            ce_loss = soft_target_loss(s_logits, t_logits, self.temperature, weights)
-            agree = (jnp.argmax(s_logits, -1) == jnp.argmax(t_logits, -1)).astype(jnp.float32)
-            _, teacher_acc = masked_lm_metrics(t_logits, masked.masked_ids, weights)
+            ce_loss = soft_target_loss(s_logits, t_logits, self.temperature, attention if every_token else weights)
+            s_masked, t_masked = gather(s_logits), gather(t_logits)
+            agree = (jnp.argmax(s_masked, -1) == jnp.argmax(t_masked, -1)).astype(jnp.float32)
+            _, teacher_acc = masked_lm_metrics(t_masked, masked.masked_ids, weights)
             metrics.update(ce_loss=ce_loss, teacher_mlm_accuracy=teacher_acc,
                            teacher_agreement=(agree * weights).sum() / jnp.maximum(weights.sum(), 1.0))
             loss = loss + self.alpha_ce * ce_loss
@@ -306,17 +351,30 @@ def _init_layers(opts: Any, default: str) -> str | tuple[int, ...]:
     return value if isinstance(value, str) else tuple(int(i) for i in value)
 
 
+def distils_on_a_task(config: Any) -> bool:
+    """True when the config distils on labelled task data (Patient KD with objective.task="classification")
+    rather than on an unlabelled corpus: the fine-tuning pipeline's run, not the pretraining one's."""
+    objective = config.get("objective", {}) if hasattr(config, "get") else {}
+    return str(objective.get("name", "")) == "pkd" and str(objective.get("task", "")) == "classification"
+
+
 @register_objective("distill")
 def make_distill(config: Any, tokenizer: Any = None) -> DistilBert:
     """DistilBert from an experiment config: `model` (the student), `objective.{teacher | teacher_model,
-    teacher_seed, temperature, alpha_ce, alpha_mlm, alpha_cos, init_layers, mask_prob, max_predictions, ...}`."""
+    teacher_seed, temperature, alpha_ce, alpha_mlm, alpha_cos, init_layers, ce_positions, mask_smoothing,
+    token_counts, freeze_position_embeddings, fold_token_type, init_mlm_transform, mask_prob, ...}`."""
     opts = config.objective
     student = resolve_model_config(_spec(config.model))
     masking, tables = masking_from_options(opts, student, tokenizer, data=config.get("data"))
     return DistilBert(student, teacher_from_options(opts, student), masking,
                       temperature=float(opts.get("temperature", 2.0)), alpha_ce=float(opts.get("alpha_ce", 5.0)),
                       alpha_mlm=float(opts.get("alpha_mlm", 2.0)), alpha_cos=float(opts.get("alpha_cos", 1.0)),
-                      init_layers=_init_layers(opts, "skip"), word_tables=tables)
+                      init_layers=_init_layers(opts, "spread"), word_tables=tables,
+                      ce_positions=str(opts.get("ce_positions", "all")),
+                      selection_probs=token_selection_probs(opts, masking),
+                      freeze_positions=bool(opts.get("freeze_position_embeddings", False)),
+                      fold_token_type=bool(opts.get("fold_token_type", False)),
+                      init_mlm_transform=bool(opts.get("init_mlm_transform", False)))
 
 
 @register_objective("pkd")

@@ -54,6 +54,27 @@ def generator_config(discriminator: ModelConfig, generator: ModelConfig) -> Mode
         task="", num_labels=0, **{f: getattr(discriminator, f) for f in SHARED_FIELDS + COMPUTE_FIELDS})
 
 
+def generator_from_fraction(discriminator: ModelConfig, hidden_fraction: float, layer_fraction: float = 1.0
+                            ) -> ModelConfig:
+    """The generator the original code builds from the discriminator (run_pretraining.get_generator_config):
+    hidden = round(H · generator_hidden_size), layers = round(L · generator_layers), intermediate 4 · hidden,
+    heads max(1, hidden // 64). ELECTRA-Small at 0.25: hidden 64, 1 head; Base at 1/3: hidden 256, 4 heads."""
+    if not 0.0 < hidden_fraction <= 1.0:
+        raise ConfigError(f"config.objective.generator_size: a fraction of the discriminator's hidden size in "
+                          f"(0, 1], got {hidden_fraction} (the paper: 1/4 for Small and Large, 1/3 for Base)")
+    if not 0.0 < layer_fraction <= 1.0:
+        raise ConfigError(f"config.objective.generator_layers: a fraction of the discriminator's layers in (0, 1], "
+                          f"got {layer_fraction}")
+    hidden = max(1, int(round(discriminator.hidden_size * hidden_fraction)))
+    heads = max(1, hidden // 64)
+    if hidden % heads:
+        raise ConfigError(f"config.objective.generator_size: {hidden_fraction} gives a hidden size of {hidden}, not "
+                          f"divisible by its {heads} heads; pick a fraction giving a multiple of 64")
+    return discriminator.replace(hidden_size=hidden, num_layers=max(1, int(round(discriminator.num_layers
+                                                                                 * layer_fraction))),
+                                 intermediate_size=4 * hidden, num_heads=heads)
+
+
 def _without_shared(tree: PyTree) -> PyTree:
     """A generator tree minus the embedding tables it borrows from the discriminator."""
     own = {k: v for k, v in tree["embeddings"].items() if k not in SHARED_EMBEDDINGS}
@@ -221,18 +242,30 @@ class Electra(Objective):
 
 @register_objective("electra")
 def make_electra(config: Any, tokenizer: Any = None) -> Electra:
-    """Electra from an experiment config: `model` (the discriminator), `objective.{generator, disc_weight,
-    gen_weight, temperature, mask_prob, max_predictions, mask_replace_prob, random_replace_prob, whole_word}`.
+    """Electra from an experiment config: `model` (the discriminator), `objective.{generator_size,
+    generator_layers | generator, disc_weight, gen_weight, temperature, mask_prob, max_predictions,
+    mask_replace_prob, random_replace_prob, whole_word}`.
 
+    The generator is `generator_size` (a fraction of the discriminator's hidden size, the original code's
+    generator_hidden_size) and `generator_layers` (a fraction of its layers, default 1), or an explicit
+    `generator` model (a preset such as 'electra-small-generator' or a dict of ModelConfig fields).
     Masking defaults follow the paper's code: 15% of tokens, 85% of them [MASK] and 15% kept, none random.
     """
     opts = config.objective
     disc = resolve_model_config(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)
     gen_spec = opts.get("generator", None)
-    if gen_spec is None or gen_spec == "":
-        raise ConfigError("config.objective.generator: ELECTRA needs a generator model (a preset such as "
-                          "'electra-small-generator' or a dict of ModelConfig fields)")
-    gen = resolve_model_config(gen_spec.to_dict() if hasattr(gen_spec, "to_dict") else gen_spec)
+    size = float(opts.get("generator_size", 0.0) or 0.0)
+    if size and gen_spec not in (None, ""):
+        raise ConfigError("config.objective.generator_size: give the generator as a fraction (generator_size) or "
+                          "as a model (generator), not both; set the other to '' / 0")
+    if size:
+        gen = generator_from_fraction(disc, size, float(opts.get("generator_layers", 1.0) or 1.0))
+    elif gen_spec in (None, ""):
+        raise ConfigError("config.objective.generator_size: ELECTRA needs a generator: a fraction of the "
+                          "discriminator's hidden size (generator_size=0.25, the original code's default) or a "
+                          "model in objective.generator (a preset such as 'electra-small-generator' or a dict)")
+    else:
+        gen = resolve_model_config(gen_spec.to_dict() if hasattr(gen_spec, "to_dict") else gen_spec)
     masking, tables = masking_from_options(opts, disc, tokenizer, data=config.get("data"), mask_replace_prob=0.85,
                                            random_replace_prob=0.0)
     return Electra(disc, gen, masking, disc_weight=float(opts.get("disc_weight", 50.0)),

@@ -92,6 +92,26 @@ def masking_from_options(opts: Mapping[str, Any], model: ModelConfig, tokenizer:
     return masking, tables
 
 
+def token_selection_probs(opts: Mapping[str, Any], masking: MaskingConfig) -> np.ndarray | None:
+    """DistilBERT's frequency-smoothed selection probabilities [V] from `objective.{mask_smoothing,
+    token_counts}` (a .npy of per-id counts), or None for uniform selection (mask_smoothing 0)."""
+    from jaxbert.data.token_counts import load_counts, smoothed_token_probs
+
+    smoothing = float(opts.get("mask_smoothing", 0.0) or 0.0) if hasattr(opts, "get") else 0.0
+    if smoothing == 0.0:
+        return None
+    path = str(opts.get("token_counts", "") or "")
+    if not path:
+        raise ConfigError("config.objective.token_counts: frequency-smoothed masking (mask_smoothing="
+                          f"{smoothing}) needs per-token counts; give a .npy file of counts, or run `jaxbert distill`, "
+                          "which counts the training data, or set mask_smoothing=0")
+    if masking.whole_word or masking.max_ngram > 1:
+        raise ConfigError("config.objective.whole_word: frequency-smoothed masking selects single tokens, not words "
+                          "or n-gram spans; set whole_word=False and ngram=1, or mask_smoothing=0")
+    counts = load_counts(path, masking.vocab_size)
+    return smoothed_token_probs(counts, smoothing, masking.special_ids).astype(np.float32)
+
+
 def word_fields(word_tables: Any, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     """The batch field the masking reads besides the encoder's: `word_starts` when words come with the data."""
     return {WORD_STARTS: ((batch_size, seq_len), np.int32)} if word_tables == FROM_DATA else {}
@@ -99,12 +119,15 @@ def word_fields(word_tables: Any, batch_size: int, seq_len: int) -> dict[str, tu
 
 def draw_mask(rng: Any, ids: Any, attention: Any, masking: MaskingConfig,
               word_tables: tuple[Any, Any] | str | None = None,
-              batch: Mapping[str, Any] | None = None) -> MaskedTokens:
-    """One on-device masking draw of `ids` [B, T] (whole words when the config says so)."""
+              batch: Mapping[str, Any] | None = None, selection_probs: Any = None) -> MaskedTokens:
+    """One on-device masking draw of `ids` [B, T] (whole words when the config says so; tokens chosen in
+    proportion to `selection_probs[id]` when given)."""
     word_starts = None
     if masking.whole_word and word_tables == FROM_DATA:
         word_starts = jnp.asarray(batch[WORD_STARTS]).astype(bool)
     elif masking.whole_word:
         continues, breaks_after = (jnp.asarray(t) for t in word_tables)
         word_starts = word_starts_on_device(ids, continues, breaks_after)
-    return mask_tokens(rng, ids, masking, attention_mask=attention, word_starts=word_starts)
+    weights = None if selection_probs is None else jnp.asarray(selection_probs)[ids]
+    return mask_tokens(rng, ids, masking, attention_mask=attention, word_starts=word_starts,
+                       selection_weights=weights)

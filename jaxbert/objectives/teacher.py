@@ -1,8 +1,11 @@
 """A distillation teacher (a loaded checkpoint or a fresh random model) and a student initialised from it.
 
 DistilBERT (Sanh et al. 2019) starts the student from the teacher "by taking one layer out of
-two"; Patient KD (Sun et al. 2019) from the teacher's first k layers. Everything else the two
-models have in common (embeddings, MLM head, pooler) is copied too.
+two"; the authors' extraction script (transformers examples/research_projects/distillation/scripts/
+extract_distilbert.py) takes layers [0, 2, 4, 7, 9, 11] of 12, first and last included ("spread").
+Patient KD (Sun et al. 2019) starts from the teacher's first k layers. By default everything else the two
+models have in common (embeddings, MLM head, pooler) is copied too; `student_from_teacher`'s `skip`
+leaves chosen parts at their fresh init, as the extraction script does with the MLM transform.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig
 from jaxbert.model import init_params, scan_to_unrolled, unrolled_to_scan
 
 PyTree = Any
-INIT_LAYER_CHOICES = ("skip", "first", "none")
+INIT_LAYER_CHOICES = ("spread", "skip", "first", "none")
 
 
 # Teachers already read, by path, while a `reuse_loaded_teachers()` block is open.
@@ -107,8 +111,10 @@ class Teacher:
 
 
 def init_layer_indices(spec: str | Sequence[int], student_layers: int, teacher_layers: int) -> tuple[int, ...]:
-    """Which teacher layers (0-based) initialise the student's: "skip" every (L_t // L_s)-th from 0
-    (DistilBERT: 0, 2, ..., 10 of 12), "first" 0..L_s-1 (PKD), or an explicit list; () for "none"."""
+    """Which teacher layers (0-based) initialise the student's: "spread" L_s layers evenly from the first to
+    the last, round(linspace(0, L_t - 1, L_s)) (12 → 6: 0, 2, 4, 7, 9, 11, the DistilBERT extraction
+    script's list), "skip" every (L_t // L_s)-th from 0 (0, 2, ..., 10: the paper's "one layer out of two"),
+    "first" 0..L_s-1 (PKD), or an explicit list; () for "none"."""
     if isinstance(spec, str):
         if spec not in INIT_LAYER_CHOICES:
             raise ConfigError(f"config.objective.init_layers: unknown choice {spec!r}; use one of "
@@ -118,6 +124,9 @@ def init_layer_indices(spec: str | Sequence[int], student_layers: int, teacher_l
         if student_layers > teacher_layers:
             raise ConfigError(f"config.objective.init_layers: the student has {student_layers} layers, more than the "
                               f"teacher's {teacher_layers}; use init_layers='none' or a list of indices")
+        if spec == "spread":
+            # numpy rounds half to even; the listed 12 → 6 case has no halves (0, 2.2, 4.4, 6.6, 8.8, 11).
+            return tuple(int(i) for i in np.round(np.linspace(0, teacher_layers - 1, student_layers)))
         stride = teacher_layers // student_layers if spec == "skip" else 1
         return tuple(i * stride for i in range(student_layers))
     indices = tuple(int(i) for i in spec)
@@ -158,12 +167,15 @@ def check_compatible(student: ModelConfig, teacher: ModelConfig, copy_layers: bo
 
 
 def student_from_teacher(student: ModelConfig, student_params: PyTree, teacher: ModelConfig,
-                         teacher_params: PyTree, layers: Sequence[int]) -> PyTree:
+                         teacher_params: PyTree, layers: Sequence[int], fold_token_type: bool = True,
+                         skip: Sequence[str] = ()) -> PyTree:
     """`student_params` with every part the teacher also has replaced by the teacher's copy; encoder layer i
-    comes from teacher layer `layers[i]`. Pure jnp, so it also runs under jit.
+    comes from teacher layer `layers[i]`; params whose path starts with one of `skip` (e.g.
+    "mlm_head/transform") keep their fresh init. Pure jnp, so it also runs under jit.
 
-    A student without segment embeddings (DistilBERT) gets the teacher's segment-0 vector folded into its
-    position table: its embedding output then equals the teacher's for token_type_ids = 0.
+    With `fold_token_type`, a student without segment embeddings (DistilBERT) gets the teacher's segment-0
+    vector folded into its position table: its embedding output then equals the teacher's for
+    token_type_ids = 0. The DistilBERT extraction script copies the position table as it is (no fold).
     """
     check_compatible(student, teacher, copy_layers=True)
     if not student.scan_layers:
@@ -172,12 +184,12 @@ def student_from_teacher(student: ModelConfig, student_params: PyTree, teacher: 
     index = jnp.asarray(list(layers), jnp.int32)
     for key in [k for k in source if k.startswith("encoder/layers/")]:
         source[key] = jnp.take(source[key], index, axis=0)
-    if student.type_vocab_size == 0 and "embeddings/token_type/embedding" in source:
+    if fold_token_type and student.type_vocab_size == 0 and "embeddings/token_type/embedding" in source:
         source["embeddings/position/embedding"] = (source["embeddings/position/embedding"]
                                                    + source["embeddings/token_type/embedding"][0][None, :])
     out = {}
     for key, value in _flat(student_params).items():
-        if key not in source:
+        if key not in source or any(key.startswith(prefix) for prefix in skip):
             out[key] = value  # a part the teacher lacks (e.g. a new task head) keeps its fresh init
             continue
         if tuple(source[key].shape) != tuple(value.shape):
