@@ -13,7 +13,35 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxbert.data.packing import check_packing, default_max_per_row, pack_arrays, padding_share
 from jaxbert.errors import JaxbertError
+
+
+def packing_of(config: Any) -> int:
+    """The most examples a packed training row holds (`data.pack`, `data.max_examples_per_row`); 0 unpacked."""
+    d = config.data
+    if not bool(d.get("pack", False)):
+        return 0
+    seq_len = int(config.train.seq_len)
+    k = int(d.get("max_examples_per_row", 0)) or default_max_per_row(seq_len)
+    try:
+        check_packing(seq_len, k)
+    except JaxbertError as e:
+        raise JaxbertError(f"config.data.{e}") from None
+    return k
+
+
+def pack_training_rows(arrays: Mapping[str, np.ndarray], max_per_row: int, pad_id: int
+                       ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Training rows with several examples each (`jaxbert.data.packing.pack_arrays`), and the padding
+    shares before and after (`padding_before`, `padding_after`, `rows_before`, `rows_after`)."""
+    lengths = np.asarray(arrays["attention_mask"]).sum(axis=1)
+    n, t = np.shape(arrays["input_ids"])
+    packed = pack_arrays(arrays, lengths, t, max_per_row, pad_id)
+    rows = int(packed["input_ids"].shape[0])
+    real = int(lengths.sum())
+    return packed, {"rows_before": n, "rows_after": rows, "padding_before": padding_share(n, t, real),
+                    "padding_after": padding_share(rows, t, real)}
 
 
 class EpochBatches:
