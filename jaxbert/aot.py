@@ -22,8 +22,7 @@ import numpy as np
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
 from jaxbert.objectives.base import Objective, build_objective
 from jaxbert.objectives.masking_setup import BERT_SPECIAL
-from jaxbert.parallel.mesh import data_parallel_size
-from jaxbert.parallel.multislice import create_multislice_mesh
+from jaxbert.parallel.mesh import create_mesh, data_parallel_size
 from jaxbert.parallel.topology import Topology, compile_only_devices, compiler_hbm_limit
 from jaxbert.tokenize.base import SpecialTokens
 from jaxbert.train.hlo_cost import step_cost
@@ -86,6 +85,15 @@ def build_run_objective(config: Any) -> Objective:
     return build_objective(config, standin_tokenizer(model_config_of(config)))
 
 
+def slice_mesh_spec(mesh: Any, slices: int) -> dict[str, int]:
+    """The run's mesh over `slices` TPU slices from the config's mesh of ONE slice: data parallel across the
+    slices (mesh.dcn_data), fsdp and tensor inside each; a fixed data axis grows by the slice count."""
+    spec = {k: int(v) for k, v in dict(mesh).items() if k != "dcn_data"}
+    if slices > 1 and spec.get("data", 1) != -1:
+        spec["data"] = spec.get("data", 1) * slices
+    return {**spec, "dcn_data": int(slices)}
+
+
 # ---- one compile ------------------------------------------------------------------------------
 @dataclasses.dataclass
 class CompileTarget:
@@ -131,7 +139,7 @@ def compile_step(config: Any, target: CompileTarget, batch_size: int | None = No
         with config.ignore_type():
             t.batch_size = int(batch_size)
     spec = validate_experiment(config, topo.chips_per_slice)
-    mesh = create_multislice_mesh(dict(config.mesh), target.devices, topo.slices)
+    mesh = create_mesh(slice_mesh_spec(config.mesh, topo.slices), target.devices)
     batch, seq, accum = int(t.batch_size), int(t.seq_len), int(t.get("grad_accum", 1))
     dp = data_parallel_size(mesh)
     if (batch // accum) % dp:
@@ -232,7 +240,7 @@ def max_batch(config: Any, target: CompileTarget, objective: Objective | None = 
     config = compile_ready(config)
     objective = objective or build_run_objective(config)
     topo = target.topology
-    mesh = create_multislice_mesh(dict(config.mesh), target.devices, topo.slices)
+    mesh = create_mesh(slice_mesh_spec(config.mesh, topo.slices), target.devices)
     unit = data_parallel_size(mesh) * int(config.train.get("grad_accum", 1))
 
     def fits(batch: int) -> bool:

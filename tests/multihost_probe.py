@@ -1,11 +1,13 @@
-"""One process of a two-process run of a jaxbert command on CPU (or the one-process reference).
+"""One process of a multi-process run of a jaxbert command on CPU (or the one-process reference).
 
     python multihost_probe.py NUM_PROCESSES PROCESS_ID PORT jaxbert-args...
 
-Each of two processes sees one CPU device; the one-process reference sees two. Both layouts thus train
-on a 2-device data-parallel mesh with the same global batch. With two processes the command gets
---config.distributed.* pointing at a coordinator on localhost:PORT. Prints one JSON line with the
-command's exit code and the process's view of the devices.
+Each of several processes sees one CPU device; the one-process reference sees two. Two processes thus
+train on the reference's 2-device data-parallel mesh with the same global batch. With several processes
+the command gets --config.distributed.* pointing at a coordinator on localhost:PORT, unless
+JAXBERT_PROBE_LAUNCHER=slurm: then the caller has set the variables srun sets, and JAX's own SLURM
+detection joins the processes. Prints one JSON line with the command's exit code and the process's view
+of the devices.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 
 from jaxbert.cli import main  # noqa: E402  (the device count must be set before jax starts)
 
-if num_processes > 1:
+if num_processes > 1 and os.environ.get("JAXBERT_PROBE_LAUNCHER", "config") == "config":
     args += [f"--config.distributed.coordinator_address=localhost:{port}",
              f"--config.distributed.num_processes={num_processes}", f"--config.distributed.process_id={process_id}"]
 try:

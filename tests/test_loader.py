@@ -217,6 +217,29 @@ def test_resumed_loader_yields_exactly_the_uninterrupted_batches(dataset, num_ep
         make_pretraining_loader(out, **{**kwargs, "seed": 6}).set_state(state)
 
 
+@pytest.mark.parametrize("num_epochs", [None, 3])
+def test_a_position_saved_by_two_processes_resumes_on_one_or_four(dataset, num_epochs):
+    """The saved position is the global batch count: one or four processes continue at the same global example."""
+    out, summary = dataset
+    common = dict(global_batch_size=16, seed=5, num_epochs=num_epochs)
+    k = summary.examples.examples // 16 + 3  # past an epoch boundary
+    straight = make_pretraining_loader(out, **common, shard_index=0, shard_count=1)
+    following = [next(straight) for _ in range(k + 3)][k:]  # the global batches k, k+1, k+2
+    saved = []
+    for i in range(2):
+        loader = make_pretraining_loader(out, **common, shard_index=i, shard_count=2)
+        for _ in range(k):
+            next(loader)
+        saved.append(json.loads(json.dumps(loader.get_state())))  # what each process's checkpoint file holds
+    for count in (1, 4):
+        rows = 16 // count
+        for i in range(count):
+            resumed = make_pretraining_loader(out, **common, shard_index=i, shard_count=count)
+            resumed.set_state(saved[i % 2])  # any process's file: every process saved the same position
+            expected = [{name: g[name][i * rows:(i + 1) * rows] for name in g} for g in following]
+            assert _same([next(resumed) for _ in range(3)], expected), (count, i)
+
+
 def test_loader_state_works_with_grains_orbax_checkpoint_handler(dataset, tmp_path):
     import grain
     import orbax.checkpoint as ocp

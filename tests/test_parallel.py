@@ -1,4 +1,4 @@
-"""Mesh sizes, the logical-axis rules on the real model's param tree, and multi-process detection."""
+"""Mesh sizes and the logical-axis rules on the real model's param tree (multi-process start-up: test_distributed)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from jaxbert.parallel import (
     data_parallel_size,
     fit_spec,
     like_params_shardings,
-    maybe_initialize_distributed,
-    multi_process_env,
     resolve_mesh_shape,
     tree_shardings,
 )
@@ -101,31 +99,6 @@ def test_optimizer_moments_are_sharded_like_their_params():
     assert adam.mu["embeddings"]["word"]["embedding"] == param_sh["embeddings"]["word"]["embedding"]
     assert adam.nu["encoder"]["layers"]["ffn"]["intermediate"]["kernel"].spec == P(None, "fsdp", "tensor")
     assert adam.count.spec == P()
-
-
-@pytest.mark.parametrize("env, kind", [
-    ({}, None),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "slurm"),
-    ({"OMPI_COMM_WORLD_SIZE": "2"}, "mpi"),
-    ({"TPU_WORKER_HOSTNAMES": "localhost"}, None),
-    ({"TPU_WORKER_HOSTNAMES": "t1-w-0,t1-w-1"}, "tpu-pod"),
-    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, "coordinator"),
-])
-def test_multi_process_detection(env, kind):
-    assert multi_process_env(env) == kind
-
-
-def test_plain_host_never_initialises_distributed(monkeypatch):
-    called = []
-    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: called.append(kw))
-    assert maybe_initialize_distributed({"coordinator_address": "", "num_processes": -1}, environ={}) is False
-    assert called == []
-    # An explicit coordinator in the config does initialise, with the config's values.
-    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
-    assert maybe_initialize_distributed({"coordinator_address": "h:1", "num_processes": 2, "process_id": 1},
-                                        environ={}) is True
-    assert called == [{"coordinator_address": "h:1", "num_processes": 2, "process_id": 1}]
 
 
 def test_fit_spec_handles_scalars():

@@ -4,9 +4,11 @@ Batch 256 sequences, 1M steps, Adam lr 1e-4 (beta2 0.999, weight decay 0.01), 10
 then linear decay, dropout 0.1; seq 128 for 90% of the steps, then seq 512 (phase 2):
 
     jaxbert pretrain --config configs/pretrain/bert_base.py --workdir gs://BUCKET/bert-p1 \\
-        --config.data.corpus=gs://BUCKET/wiki,gs://BUCKET/books --config.data.tokenizer=gs://BUCKET/vocab
+        --config.data.corpus=gs://BUCKET/wiki.txt,gs://BUCKET/books.txt --config.data.tokenizer=gs://BUCKET/vocab
     jaxbert pretrain --config configs/pretrain/bert_base.py:phase2 --workdir gs://BUCKET/bert-p2 \\
-        --config.init=gs://BUCKET/bert-p1 --config.data.corpus=gs://BUCKET/wiki,gs://BUCKET/books
+        --config.init=gs://BUCKET/bert-p1 --config.data.corpus=gs://BUCKET/wiki.txt,gs://BUCKET/books.txt
+
+On a TPU pod, start it on every host with tpu_scripts/launch.sh (docs/tpu_pods.md).
 
 BooksCorpus is not redistributed; point data.corpus at your copy (text/jsonl files or tfds: names).
 An empty data.tokenizer trains a 30522-id WordPiece vocabulary on the corpus.

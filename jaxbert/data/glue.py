@@ -169,9 +169,10 @@ def read_glue_tsv(path: str | Path, task: str | GlueTask, *, on_error: str = "ra
     if not path.is_file():
         raise GlueDataError(f"GLUE file {path} does not exist; pass the path of the task's "
                             f"{' / '.join(f for _, f in task.splits)}")
-    # utf-8-sig: MRPC's files begin with a byte-order mark.
+    # utf-8-sig: MRPC's files begin with a byte-order mark. Decoded here because epath's
+    # read_text ignores its encoding argument (always utf-8).
     try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
+        lines = path.read_bytes().decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise GlueDataError(f"{path}, line {line}: not UTF-8 text; convert the file to UTF-8") from None

@@ -24,7 +24,8 @@ from jaxbert import storage
 from jaxbert.data.tfds_builder import SPLIT, read_dataset_meta
 from jaxbert.errors import JaxbertError
 
-_STATE_KEYS = ("seed", "shuffle", "num_epochs", "global_batch_size", "shard_index", "shard_count", "num_examples")
+# A saved position is only valid for the same stream of global batches; the host count may differ.
+_STATE_KEYS = ("seed", "shuffle", "num_epochs", "global_batch_size", "num_examples")
 
 
 class LoaderError(JaxbertError, ValueError):
@@ -53,11 +54,17 @@ class PretrainingLoader(grain.DatasetIterator):
         return next(self._parent)
 
     def get_state(self) -> dict[str, Any]:
-        """The position in the stream plus the settings it is only valid for (JSON-serializable)."""
+        """The position in the stream plus the settings it is only valid for (JSON-serializable).
+
+        The pipeline's position counts the batches of this process's slice, which holds one block of every
+        global batch: it is the number of global batches served, the same on every process and for any
+        process count. `shard_index` / `shard_count` are recorded for reference only.
+        """
         return {"pipeline": self._parent.get_state(), **self._settings}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """Resume at a saved position; raises LoaderError if the state came from other loader settings."""
+        """Resume at a saved position, whatever process count saved it (the next batch is the next global
+        batch's block for this process); raises LoaderError if the state came from other loader settings."""
         missing = [k for k in ("pipeline", *_STATE_KEYS) if k not in state]
         if missing:
             raise LoaderError(f"loader state lacks {', '.join(missing)}; restore a state saved by get_state()")
@@ -65,7 +72,7 @@ class PretrainingLoader(grain.DatasetIterator):
                    if state[k] != self._settings[k]]
         if changed:
             raise LoaderError(f"loader state was saved with {', '.join(changed)}; resume with the same data, "
-                              "seed, batch size and process count")
+                              "seed and global batch size")
         self._parent.set_state(state["pipeline"])
 
 

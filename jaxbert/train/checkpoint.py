@@ -9,6 +9,7 @@ are removed when the next run opens the manager).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -20,6 +21,7 @@ import grain.python as grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from jaxbert import storage
@@ -61,6 +63,43 @@ class _IteratorRestorer:
         start = getattr(self.iterator, "start_prefetch", None)
         if callable(start):
             start()
+
+
+class _AnyHostCountIteratorHandler(grain.PyGrainCheckpointHandler):
+    """grain's iterator checkpoint handler, restoring a state saved by any number of processes.
+
+    grain writes one `process_<i>-of-<n>.json` per process and reads back only the file of the same i and
+    n. jaxbert's iterators save the global position (the count of global batches served, the same on
+    every process), so when the process count changed, any process's file resumes every process.
+    """
+
+    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
+        item = item or args.item
+        directory = epath.Path(directory)
+        own = directory / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        if not own.exists():
+            saved = sorted(directory.glob("process_0-of-*.json")) or sorted(directory.glob("process_*-of-*.json"))
+            if not saved:
+                raise ValueError(f"{directory} holds no data-iterator state (process_*-of-*.json)")
+            log.info("restoring the data position saved by %s (now %d processes)", saved[0].name,
+                     jax.process_count())
+            own = saved[0]
+        item.set_state(own.read_text().encode())
+        item.start_prefetch()
+        return item
+
+
+# Orbax binds an item to one handler for both directions, so saves go through it too (grain's format).
+@ocp.args.register_with_handler(_AnyHostCountIteratorHandler, for_save=True)
+@dataclasses.dataclass
+class _IteratorSave(ocp.args.CheckpointArgs):
+    item: Any
+
+
+@ocp.args.register_with_handler(_AnyHostCountIteratorHandler, for_restore=True)
+@dataclasses.dataclass
+class _IteratorRestore(ocp.args.CheckpointArgs):
+    item: Any
 
 
 def _manager(directory: storage.Path, keep: int = 3, keep_every: int = 0, async_save: bool = True,
@@ -117,7 +156,7 @@ class Checkpointer:
         if jax.tree_util.tree_leaves(state.opt_state):  # stateless optimizers have nothing to save
             items["opt_state"] = ocp.args.StandardSave(state.opt_state)
         if data_iterator is not None:
-            items["data"] = grain.PyGrainCheckpointSave(_SavedIteratorState(data_iterator.get_state()))
+            items["data"] = _IteratorSave(_SavedIteratorState(data_iterator.get_state()))
         saved = self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         if saved:
             log.info("saving checkpoint at step %d", step)
@@ -132,7 +171,7 @@ class Checkpointer:
         if jax.tree_util.tree_leaves(abstract_state.opt_state):
             items["opt_state"] = ocp.args.StandardRestore(abstract_state.opt_state)
         if data_iterator is not None:
-            items["data"] = grain.PyGrainCheckpointRestore(_IteratorRestorer(data_iterator))
+            items["data"] = _IteratorRestore(_IteratorRestorer(data_iterator))
         try:
             out = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:  # orbax raises many types for damaged or mismatched checkpoints

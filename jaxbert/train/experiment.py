@@ -71,7 +71,7 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
     c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
                                                       warmup_steps=10_000, eval_every=10_000))
     c.checkpoint = ml_collections.ConfigDict(checkpoint_section(every=10_000))
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, dcn_data=1))  # dcn_data: slices
     c.distributed = ml_collections.ConfigDict(dict(coordinator_address="", num_processes=-1, process_id=-1))
     return c
 
