@@ -1,7 +1,12 @@
 """`jaxbert bench`: time one pretraining train step and print ONE JSON line.
 
     jaxbert bench --model bert-base --objective mlm --batch 8 --seq 128 --steps 10 [--impl jaxbert|hf-flax|torch]
-                  [--dtype float32|bfloat16]
+                  [--dtype float32|bfloat16] [--corpus FILE --vocab DIR [--pack on|off]]
+
+With `--corpus` (a text corpus) and `--vocab` (a tokenizer dir) the timed batches are real pretraining
+examples cut from the corpus (the family's pair format), unpacked or packed several per row
+(`--pack on`, jaxbert.data.packing), and the JSON line adds `pack`, `padding_share` and
+`real_tokens_per_s` (non-padding tokens a second: the figure packing raises).
 
 Every implementation runs the same work: dynamic 80/10/10 masking of 15% of the tokens, the
 family's pretraining heads and losses, AdamW (lr 1e-4, weight decay 0.01 off LayerNorms and
@@ -41,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", default="xla", choices=("xla", "dot_product", "cudnn"),
                         help="jaxbert's attention kernel (cudnn: flash attention on NVIDIA GPUs, bf16 only)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus", default="", help="time real examples cut from this text corpus (jaxbert only)")
+    parser.add_argument("--vocab", default="", help="the tokenizer directory --corpus is cut with")
+    parser.add_argument("--pack", default="off", choices=("off", "on"),
+                        help="with --corpus: several examples per row, told apart by segment ids")
 
 
 def max_predictions(seq: int, mask_prob: float = 0.15) -> int:
@@ -79,7 +88,35 @@ def _experiment(args: argparse.Namespace) -> Any:
     config.objective.name = args.objective
     config.objective.max_predictions = max_predictions(args.seq)
     config.train.update(dict(steps=1000, batch_size=args.batch, seq_len=args.seq, lr=1e-4, warmup_steps=10))
+    config.data.pack_examples = getattr(args, "pack", "off") == "on"
     return config
+
+
+def corpus_batches(args: argparse.Namespace, objective: Any, fields: Any) -> tuple[list[dict[str, np.ndarray]], float]:
+    """`args.steps` batches of real examples from `args.corpus` (packed with `--pack on`), and their padding share."""
+    from jaxbert.data.corpus import read_documents
+    from jaxbert.data.pretraining import ExampleConfig, ExampleStats, create_examples
+    from jaxbert.tokenize import load_tokenizer
+
+    if not args.vocab:
+        raise JaxbertError("--corpus needs --vocab DIR, the tokenizer to cut the corpus with")
+    tokenizer = load_tokenizer(args.vocab)
+    fmt = {"nsp": "nsp", "sop": "sop"}.get(objective.pair_task, "full_sentences")
+    config = ExampleConfig(format=fmt, max_seq_len=args.seq, seed=args.seed, pack_examples=args.pack == "on",
+                           max_examples_per_row=getattr(objective, "packed", 0))
+    stats = ExampleStats()
+    rows = list(create_examples(read_documents(args.corpus), tokenizer, config, stats))
+    need = args.batch * args.steps
+    if len(rows) < need:
+        raise JaxbertError(f"--corpus gives {len(rows)} rows at --seq {args.seq}, fewer than --batch x --steps = "
+                           f"{need}; use a larger corpus or fewer steps")
+    batches = []
+    for i in range(args.steps):
+        chunk = rows[i * args.batch:(i + 1) * args.batch]
+        batch = {k: np.stack([r[k] for r in chunk]) for k in chunk[0]}
+        batch["attention_mask"] = np.arange(args.seq)[None, :] < batch["length"][:, None]  # rows start at 0
+        batches.append({k: batch[k].astype(np.int32) for k in fields})
+    return batches, stats.padding_share
 
 
 def _result(args: argparse.Namespace, times: list[float], compile_s: float, params: int, flops: float,
@@ -112,21 +149,32 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     state = init_state(objective, tx, layout, jax.random.key(args.seed))
     compiled = compile_steps(objective, tx, schedule, layout, args.batch, args.seq, with_eval=False)
     fields = objective.batch_fields(args.batch, args.seq)
-    host = random_batch(objective.model_config, args.batch, args.seq, objective.pair_task, args.seed)
-    batch = host_to_global({k: host[k] for k in fields}, mesh)
+    extra: dict[str, Any] = {}
+    if args.corpus:
+        hosts, padding = corpus_batches(args, objective, fields)
+        extra = {"pack": args.pack, "padding_share": padding}
+    else:
+        host = random_batch(objective.model_config, args.batch, args.seq, objective.pair_task, args.seed)
+        hosts = [{k: host[k] for k in fields}]
+    batches = [host_to_global(h, mesh) for h in hosts]
     key = put_global(jax.random.key(args.seed + 1), replicated(mesh))
-    state, metrics = compiled.train(state, {}, batch, key)  # warm-up
+    state, metrics = compiled.train(state, {}, batches[0], key)  # warm-up
     jax.block_until_ready(metrics)
-    times = []
-    for _ in range(args.steps):
+    times, real = [], []
+    for i in range(args.steps):
+        batch = batches[i % len(batches)]
         start = time.perf_counter()
         state, metrics = compiled.train(state, {}, batch, key)
         jax.block_until_ready((state.params, metrics))
         times.append(time.perf_counter() - start)
+        real.append(int(hosts[i % len(hosts)]["attention_mask"].sum()))
     if not np.isfinite(float(metrics["loss"])):
         raise JaxbertError(f"the benchmark's loss is {float(metrics['loss'])}; the step is broken")
-    return _result(args, times, compiled.compile_s, count_params(state.params),
-                   objective.flops_per_step(args.batch, args.seq), jax.device_count())
+    result = _result(args, times, compiled.compile_s, count_params(state.params),
+                     objective.flops_per_step(args.batch, args.seq), jax.device_count())
+    if extra:  # real tokens a second: every timed step's non-padding tokens over the time they took
+        extra["real_tokens_per_s"] = sum(real) / sum(times)
+    return {**result, **extra}
 
 
 def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
@@ -214,6 +262,9 @@ def run(args: argparse.Namespace) -> int:
         why = ("ships no Flax models (version 5 removed them)" if not hasattr(transformers, "FlaxBertForPreTraining")
                else "has Flax models, but jaxbert benchmarks only transformers 5's PyTorch models")
         raise JaxbertError(f"--impl hf-flax: transformers {transformers.__version__} {why}; compare with --impl torch")
+    if args.impl != "jaxbert" and (args.corpus or args.pack == "on"):
+        raise JaxbertError("--corpus and --pack time jaxbert only; drop them for --impl torch")
     result = bench_jaxbert(args) if args.impl == "jaxbert" else bench_torch(args)
-    print(json.dumps({k: result[k] for k in KEYS}))
+    extra = [k for k in ("pack", "padding_share", "real_tokens_per_s") if k in result]
+    print(json.dumps({k: result[k] for k in (*KEYS, *extra)}))
     return 0

@@ -13,22 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxbert.data.packing import check_packing, default_max_per_row, pack_arrays, padding_share
+from jaxbert.data.packing import pack_arrays, padding_share
 from jaxbert.errors import JaxbertError
-
-
-def packing_of(config: Any) -> int:
-    """The most examples a packed training row holds (`data.pack`, `data.max_examples_per_row`); 0 unpacked."""
-    d = config.data
-    if not bool(d.get("pack", False)):
-        return 0
-    seq_len = int(config.train.seq_len)
-    k = int(d.get("max_examples_per_row", 0)) or default_max_per_row(seq_len)
-    try:
-        check_packing(seq_len, k)
-    except JaxbertError as e:
-        raise JaxbertError(f"config.data.{e}") from None
-    return k
 
 
 def pack_training_rows(arrays: Mapping[str, np.ndarray], max_per_row: int, pad_id: int

@@ -63,7 +63,7 @@ def finetune_config(task: str, lr: float = 2e-5, batch_size: int = 32, epochs: f
         null_score_diff_threshold=0.0,  # SQuAD v2.0
         # Several training examples per row, told apart by segment ids (classification / regression only;
         # jaxbert.data.packing); max_examples_per_row 0 = seq_len // 16. Evaluation stays unpacked.
-        pack=False, max_examples_per_row=0))
+        pack_examples=False, max_examples_per_row=0))
     # BERT's fine-tuning recipe; every other train/checkpoint field has its spec default (jaxbert.train.spec).
     c.train = ml_collections.ConfigDict(train_section(
         steps=0,  # 0 = epochs x rows / batch_size

@@ -20,7 +20,7 @@ import jax
 from jaxbert import formats, storage
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.finetune.batches import EpochBatches, pack_training_rows, packing_of
+from jaxbert.finetune.batches import EpochBatches, pack_training_rows
 from jaxbert.finetune.best import BestKeeper
 from jaxbert.finetune.tasks import (
     EncodedSplit,
@@ -34,6 +34,7 @@ from jaxbert.finetune.tasks import (
 )
 from jaxbert.formats import BEST_DIR, TOKENIZER_DIR, read_task_info
 from jaxbert.objectives.finetune import Finetune, task_model_config
+from jaxbert.objectives.masking_setup import packed_examples
 
 log = logging.getLogger("jaxbert.finetune")
 
@@ -199,7 +200,7 @@ def run_finetuning(config: Any, workdir: str | os.PathLike) -> FinetuneResult:
     dropout = config.task.get("classifier_dropout")
     overrides = {"classifier_dropout": float(dropout)} if dropout is not None else {}
     model_config = task_model_config(start.base, task.kind, task.num_labels(), **overrides)
-    packed = packing_of(config)
+    packed = packed_examples(config)  # data.pack_examples: several training examples per row
     objective = Finetune(model_config, task.kind, packed=packed)
     train_arrays = data.train.arrays
     if packed:

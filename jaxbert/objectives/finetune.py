@@ -13,7 +13,7 @@ The model starts from a pretrained encoder (`initial_params(start)`, start opene
 pretraining heads are dropped and a freshly initialised task head is added, as in the reference
 *For{SequenceClassification,QuestionAnswering,TokenClassification} models.
 
-Packed training rows (`data.pack`, classification and regression only): several examples per row with
+Packed training rows (`data.pack_examples`, classification and regression only): several examples per row with
 `segment_ids`, the head reading each example's [CLS], `labels` [B, K] (slot k for example k + 1) and the
 loss the mean over the examples present. Span and token tasks stay unpacked: a SQuAD window already
 fills its row (doc stride), and their labels are positions / per-token tags whose predictions map back
@@ -157,10 +157,11 @@ class Finetune(Objective):
         if kind not in KINDS:
             raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
         if packed and kind not in PACKABLE_KINDS:
-            raise ConfigError(f"config.data.pack: {kind} tasks are not packed (their labels are per-token positions "
-                              "or tags of one example per row); set data.pack=False")
+            raise ConfigError(f"config.data.pack_examples: {kind} tasks are not packed (their labels are per-token "
+                              "positions or tags of one example per row); set data.pack_examples=False")
         if packed and model_config.family == "xlnet":
-            raise ConfigError("config.data.pack: XLNet's relative attention takes no segment ids; set data.pack=False")
+            raise ConfigError("config.data.pack_examples: XLNet's relative attention takes no segment ids; "
+                              "set data.pack_examples=False")
         if model_config.task != _HEAD_OF_KIND[kind]:
             raise ConfigError(f"a {kind} objective needs a model config with task={_HEAD_OF_KIND[kind]!r}, got "
                               f"{model_config.task!r}; build it with task_model_config()")
