@@ -235,3 +235,19 @@ def test_packing_brings_the_shared_corpus_padding_to_5_percent(bert_tok, wiki, f
             got[(tuple(r["input_ids"][at]), tuple(r["token_type_ids"][at]), int(r[label][k - 1]))] += 1
         assert (r["input_ids"][r["segment_ids"] == 0] == bert_tok.special.pad).all()
     assert got == want
+
+
+@pytest.mark.slow
+def test_packed_smoke_pretraining_runs_end_to_end(tmp_path, capsys):
+    """`jaxbert pretrain` with data.pack_examples: the packed build, the loader's [K] labels, the packed step."""
+    from jaxbert.cli import main
+    from jaxbert.train.metrics import read_metrics
+
+    assert main(["pretrain", "--config", "configs/smoke/bert.py", "--workdir", str(tmp_path),
+                 "--config.train.progress=false", "--config.data.pack_examples=True",
+                 "--config.train.steps=30"]) == 0
+    capsys.readouterr()
+    rows = [r for r in read_metrics(tmp_path) if "loss" in r]
+    assert rows and all(np.isfinite(r["loss"]) for r in rows) and "nsp_accuracy" in rows[-1]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if p.name.endswith("-packed"))
+    assert rows[-1]["loss"] < rows[0]["loss"]
