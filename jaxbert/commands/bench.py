@@ -2,6 +2,12 @@
 
     jaxbert bench --model bert-base --objective mlm|electra|distill|pkd --batch 8 --seq 128 --steps 10
                   [--impl jaxbert|torch] [--dtype float32|bfloat16] [--teacher PRESET] [--profile DIR]
+                  [--corpus FILE --vocab DIR [--pack on|off]]
+
+With `--corpus` (a text corpus) and `--vocab` (a tokenizer dir) the timed batches are real pretraining
+examples cut from the corpus (the family's pair format), unpacked or packed several per row
+(`--pack on`, jaxbert.data.packing), and the JSON line adds `pack`, `padding_share` and
+`real_tokens_per_s` (non-padding tokens a second: the figure packing raises).
 
 Every implementation runs the same work: dynamic 80/10/10 masking of 15% of the tokens, the
 family's pretraining heads and losses, AdamW (lr 1e-4, weight decay 0.01 off LayerNorms and
@@ -54,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="write a jax.profiler trace of the timed steps to DIR (view with XProf / TensorBoard's "
                              "profile plugin: xprof --logdir DIR); the timings then include the tracer's overhead")
+    parser.add_argument("--corpus", default="", help="time real examples cut from this text corpus (jaxbert only)")
+    parser.add_argument("--vocab", default="", help="the tokenizer directory --corpus is cut with")
+    parser.add_argument("--pack", default="off", choices=("off", "on"),
+                        help="with --corpus: several examples per row, told apart by segment ids")
 
 
 def max_predictions(seq: int, mask_prob: float = 0.15) -> int:
@@ -99,6 +109,7 @@ def _experiment(args: argparse.Namespace) -> Any:
         config.objective.update(dict(teacher="", teacher_model=teacher_spec(args), teacher_seed=args.seed,
                                      task="mlm", init_layers="none"))
     config.train.update(dict(steps=1000, batch_size=args.batch, seq_len=args.seq, lr=1e-4, warmup_steps=10))
+    config.data.pack_examples = getattr(args, "pack", "off") == "on"
     return config
 
 
@@ -115,6 +126,33 @@ def teacher_spec(args: argparse.Namespace) -> dict[str, Any]:
     else:
         spec = {"preset": args.model, "num_layers": 2 * student.num_layers}
     return {**spec, "heads": ["mlm"], "pooler": False}
+
+
+def corpus_batches(args: argparse.Namespace, objective: Any, fields: Any) -> tuple[list[dict[str, np.ndarray]], float]:
+    """`args.steps` batches of real examples from `args.corpus` (packed with `--pack on`), and their padding share."""
+    from jaxbert.data.corpus import read_documents
+    from jaxbert.data.pretraining import ExampleConfig, ExampleStats, create_examples
+    from jaxbert.tokenize import load_tokenizer
+
+    if not args.vocab:
+        raise JaxbertError("--corpus needs --vocab DIR, the tokenizer to cut the corpus with")
+    tokenizer = load_tokenizer(args.vocab)
+    fmt = {"nsp": "nsp", "sop": "sop"}.get(getattr(objective, "pair_task", "none"), "full_sentences")
+    config = ExampleConfig(format=fmt, max_seq_len=args.seq, seed=args.seed, pack_examples=args.pack == "on",
+                           max_examples_per_row=getattr(objective, "packed", 0))
+    stats = ExampleStats()
+    rows = list(create_examples(read_documents(args.corpus), tokenizer, config, stats))
+    need = args.batch * args.steps
+    if len(rows) < need:
+        raise JaxbertError(f"--corpus gives {len(rows)} rows at --seq {args.seq}, fewer than --batch x --steps = "
+                           f"{need}; use a larger corpus or fewer steps")
+    batches = []
+    for i in range(args.steps):
+        chunk = rows[i * args.batch:(i + 1) * args.batch]
+        batch = {k: np.stack([r[k] for r in chunk]) for k in chunk[0]}
+        batch["attention_mask"] = np.arange(args.seq)[None, :] < batch["length"][:, None]  # rows start at 0
+        batches.append({k: batch[k].astype(np.int32) for k in fields})
+    return batches, stats.padding_share
 
 
 def _result(args: argparse.Namespace, times: list[float], compile_s: float, params: int, flops: float,
@@ -150,29 +188,41 @@ def bench_jaxbert(args: argparse.Namespace) -> dict[str, Any]:
     state = init_state(objective, tx, layout, jax.random.key(args.seed))
     compiled = compile_steps(objective, tx, schedule, layout, args.batch, args.seq, with_eval=False)
     fields = objective.batch_fields(args.batch, args.seq)
-    host = random_batch(objective.model_config, args.batch, args.seq, getattr(objective, "pair_task", "none"),
-                        args.seed)
-    batch = host_to_global({k: host[k] for k in fields}, mesh)
+    extra: dict[str, Any] = {}
+    if args.corpus:
+        hosts, padding = corpus_batches(args, objective, fields)
+        extra = {"pack": args.pack, "padding_share": padding}
+    else:
+        host = random_batch(objective.model_config, args.batch, args.seq, getattr(objective, "pair_task", "none"),
+                            args.seed)
+        hosts = [{k: host[k] for k in fields}]
+    batches = [host_to_global(h, mesh) for h in hosts]
     key = put_global(jax.random.key(args.seed + 1), replicated(mesh))
-    state, metrics = compiled.train(state, frozen, batch, key)  # warm-up
+    state, metrics = compiled.train(state, frozen, batches[0], key)  # warm-up
     jax.block_until_ready(metrics)
-    times = []
+    times, real = [], []
     profiler = StepProfiler(ProfileSpec(start_step=1, num_steps=args.steps if args.profile else 0),
                             args.profile or ".")
     try:
         for i in range(1, args.steps + 1):
+            batch = batches[(i - 1) % len(batches)]
             start = time.perf_counter()
             with profiler.step(i):
                 state, metrics = compiled.train(state, frozen, batch, key)
             jax.block_until_ready((state.params, metrics))
             times.append(time.perf_counter() - start)
+            if args.corpus:
+                real.append(int(hosts[(i - 1) % len(hosts)]["attention_mask"].sum()))
             profiler.after(i, state)
     finally:
         profiler.stop()
     if not np.isfinite(float(metrics["loss"])):
         raise JaxbertError(f"the benchmark's loss is {float(metrics['loss'])}; the step is broken")
-    return _result(args, times, compiled.compile_s, count_params(state.params),
-                   objective.flops_per_step(args.batch, args.seq), jax.device_count())
+    result = _result(args, times, compiled.compile_s, count_params(state.params),
+                     objective.flops_per_step(args.batch, args.seq), jax.device_count())
+    if extra:  # real tokens a second: every timed step's non-padding tokens over the time they took
+        extra["real_tokens_per_s"] = sum(real) / sum(times)
+    return {**result, **extra}
 
 
 def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,6 +310,9 @@ def run(args: argparse.Namespace) -> int:
     if args.profile and args.impl != "jaxbert":
         raise JaxbertError("--profile traces jaxbert's step with jax.profiler; drop it for --impl torch "
                            "(torch.profiler traces PyTorch)")
+    if args.impl != "jaxbert" and (args.corpus or args.pack == "on"):
+        raise JaxbertError("--corpus and --pack time jaxbert only; drop them for --impl torch")
     result = bench_jaxbert(args) if args.impl == "jaxbert" else bench_torch(args)
-    print(json.dumps({k: result[k] for k in KEYS}))
+    extra = [k for k in ("pack", "padding_share", "real_tokens_per_s") if k in result]
+    print(json.dumps({k: result[k] for k in (*KEYS, *extra)}))
     return 0

@@ -19,12 +19,18 @@ start one), and whole spans are then chosen in random order as whole words are: 
 overshoot what is left of the budget is skipped and later ones fill it. So a span never splits a word
 and never overlaps another; the lengths of the spans drawn follow p(n) exactly, and those masked are
 biased towards short spans only where the budget runs out (the last span or two of a row).
+
+Packed rows (`segment_ids` [B, T]: examples 1, 2, ..., padding 0; see jaxbert.data.packing): the budget is
+BERT's count per example, `min(max_predictions, max(1, round(n_s * mask_prob)))` for the n_s maskable
+tokens of segment s, and every selection rule above holds within each segment; the gather form then has
+`packed_slots` slots per row, enough for every segment's budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -137,6 +143,41 @@ def num_to_predict(maskable: jax.Array, mask_prob: float, max_predictions: int) 
     return jnp.asarray(table, jnp.int32)[maskable.sum(axis=-1)]
 
 
+def packed_slots(seq_len: int, mask_prob: float, max_predictions: int, max_segments: int) -> int:
+    """Gather slots a packed row needs: the per-segment budgets sum to at most T·p + K (each is at most
+    n_s·p + 1), and to at most K·max_predictions."""
+    return max(1, min(seq_len, math.ceil(seq_len * mask_prob) + max_segments, max_segments * max_predictions))
+
+
+def num_per_segment(maskable: jax.Array, segment_ids: jax.Array, mask_prob: float, max_predictions: int
+                    ) -> jax.Array:
+    """int32 [B, T + 1]: BERT's count (`num_to_predict`) for each segment id's maskable tokens (0: none)."""
+    b, t = maskable.shape
+    rows = jnp.arange(b)[:, None]
+    counts = jnp.zeros((b, t + 1), jnp.int32).at[rows, segment_ids].add(maskable.astype(jnp.int32))
+    table = [0] + [min(max_predictions, max(1, round(n * mask_prob))) for n in range(1, t + 1)]
+    return jnp.asarray(table, jnp.int32)[counts]
+
+
+def select_tokens_per_segment(rng: jax.Array, maskable: jax.Array, segment_ids: jax.Array,
+                              num: jax.Array) -> jax.Array:
+    """bool [B, T]: exactly `num[b, s]` maskable tokens of each segment s, uniformly without replacement.
+
+    One sort by (segment, random key) lists each segment's maskable tokens in random order; the first
+    `num[b, s]` of each run are taken.
+    """
+    b, t = maskable.shape
+    rows = jnp.arange(b)[:, None]
+    index = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    seg = jnp.where(maskable, segment_ids.astype(jnp.int32), t + 1)  # unmaskable tokens sort last
+    sorted_seg, _, sorted_index = jax.lax.sort((seg, jax.random.uniform(rng, (b, t)), index), num_keys=2)
+    first = sorted_seg != jnp.pad(sorted_seg[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
+    rank = index - jax.lax.cummax(jnp.where(first, index, 0), axis=1)
+    budget = jnp.take_along_axis(num, jnp.minimum(sorted_seg, t), axis=1)
+    take = (sorted_seg <= t) & (rank < budget)
+    return jnp.zeros((b, t), bool).at[rows, sorted_index].set(take)
+
+
 def select_tokens(rng: jax.Array, maskable: jax.Array, num: jax.Array, max_predictions: int,
                   weights: jax.Array | None = None) -> jax.Array:
     """bool [B, T]: exactly `num[b]` maskable tokens per row, at random without replacement.
@@ -160,7 +201,7 @@ def select_tokens(rng: jax.Array, maskable: jax.Array, num: jax.Array, max_predi
 
 
 def select_whole_words(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array,
-                       num: jax.Array) -> jax.Array:
+                       num: jax.Array, segment_ids: jax.Array | None = None) -> jax.Array:
     """bool [B, T]: whole words, in random order, greedily added while they fit in `num[b]` tokens.
 
     A word is a maskable token flagged in `word_starts` plus the maskable non-start tokens that
@@ -168,11 +209,17 @@ def select_whole_words(rng: jax.Array, maskable: jax.Array, word_starts: jax.Arr
     BERT's whole-word masking, a word that would overshoot the budget is skipped and later
     (shorter) words may still fill it, so every piece of a chosen word is selected and no
     word is selected partially.
+
+    Packed rows: with `segment_ids` [B, T], `num` is [B, T + 1] (`num_per_segment`), a word never
+    crosses a segment, and each word counts against its own segment's budget.
     """
     b, t = maskable.shape
     rows = jnp.arange(b)[:, None]
     prev_maskable = jnp.pad(maskable[:, :-1], ((0, 0), (1, 0)))
     starts = maskable & (word_starts.astype(bool) | ~prev_maskable)
+    if segment_ids is not None:
+        starts = starts | (maskable & (segment_ids != jnp.pad(segment_ids[:, :-1], ((0, 0), (1, 0)))))
+        return _whole_words_per_segment(rng, maskable, starts, num, segment_ids)
     word_id = jnp.cumsum(starts, axis=-1) - 1
     # Tokens outside any word go to an extra bucket `t`, dropped below.
     bucket = jnp.where(maskable, word_id, t)
@@ -187,6 +234,32 @@ def select_whole_words(rng: jax.Array, maskable: jax.Array, word_starts: jax.Arr
         return count + jnp.where(take, lens, 0), take
 
     _, taken = jax.lax.scan(add_word, jnp.zeros((b,), jnp.int32), lens_in_order.T)
+    chosen_word = jnp.zeros((b, t), bool).at[rows, order].set(taken.T)
+    return maskable & jnp.take_along_axis(chosen_word, jnp.clip(word_id, 0, t - 1), axis=-1)
+
+
+def _whole_words_per_segment(rng: jax.Array, maskable: jax.Array, starts: jax.Array, num: jax.Array,
+                             segment_ids: jax.Array) -> jax.Array:
+    """`select_whole_words` with a budget per segment: the scan carries each segment's count."""
+    b, t = maskable.shape
+    rows = jnp.arange(b)[:, None]
+    word_id = jnp.cumsum(starts, axis=-1) - 1
+    bucket = jnp.where(maskable, word_id, t)
+    word_len = jnp.zeros((b, t + 1), jnp.int32).at[rows, bucket].add(1)[:, :t]
+    word_seg = jnp.zeros((b, t + 1), jnp.int32).at[rows, bucket].max(segment_ids.astype(jnp.int32))[:, :t]
+    n_words = starts.sum(axis=-1)
+    keys = jnp.where(jnp.arange(t)[None, :] < n_words[:, None], jax.random.uniform(rng, (b, t)), 2.0)
+    order = jnp.argsort(keys, axis=-1)
+    lens_in_order = jnp.take_along_axis(word_len, order, axis=-1)
+    segs_in_order = jnp.take_along_axis(word_seg, order, axis=-1)
+    batch = jnp.arange(b)
+
+    def add_word(count: jax.Array, xs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        lens, segs = xs
+        take = (lens > 0) & (count[batch, segs] + lens <= num[batch, segs])
+        return count.at[batch, segs].add(jnp.where(take, lens, 0)), take
+
+    _, taken = jax.lax.scan(add_word, jnp.zeros((b, t + 1), jnp.int32), (lens_in_order.T, segs_in_order.T))
     chosen_word = jnp.zeros((b, t), bool).at[rows, order].set(taken.T)
     return maskable & jnp.take_along_axis(chosen_word, jnp.clip(word_id, 0, t - 1), axis=-1)
 
@@ -225,12 +298,15 @@ def ngram_spans(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array, max
 
 
 def select_ngrams(rng: jax.Array, maskable: jax.Array, word_starts: jax.Array, num: jax.Array,
-                  max_ngram: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+                  max_ngram: int, segment_ids: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(selected, span_starts, span_lengths) [B, T]: whole n-gram spans (`ngram_spans`) chosen as whole
-    words are, at most `num[b]` tokens per row."""
+    words are, at most `num[b]` tokens per row (per segment with `segment_ids`, see select_whole_words)."""
     k_spans, k_order = jax.random.split(rng)
+    if segment_ids is not None:  # a span never runs past its segment's last word
+        word_starts = word_starts | (segment_ids != jnp.pad(segment_ids[:, :-1], ((0, 0), (1, 0))))
+        maskable = maskable & (segment_ids > 0)
     starts, lengths = ngram_spans(k_spans, maskable, word_starts, max_ngram)
-    return select_whole_words(k_order, maskable, starts, num), starts, lengths
+    return select_whole_words(k_order, maskable, starts, num, segment_ids), starts, lengths
 
 
 def random_non_special(rng: jax.Array, shape: tuple[int, ...], vocab_size: int,
@@ -276,12 +352,14 @@ def dense_to_gather(selected: jax.Array, ids: jax.Array, max_predictions: int
     return positions, gathered, weights
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
+@functools.partial(jax.jit, static_argnames=("config", "max_segments"))
 def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
                 attention_mask: jax.Array | None = None,
                 maskable: jax.Array | None = None,
                 word_starts: jax.Array | None = None,
-                selection_weights: jax.Array | None = None) -> MaskedTokens:
+                selection_weights: jax.Array | None = None,
+                segment_ids: jax.Array | None = None,
+                max_segments: int = 0) -> MaskedTokens:
     """One dynamic masking draw for a batch of token ids [B, T].
 
     `maskable` (bool [B, T]) overrides the default "not a special id and not padding";
@@ -290,6 +368,8 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
     whole words (of tokens when whole_word is off), see `ngram_spans`. `selection_weights` (float
     [B, T]) makes token selection non-uniform (DistilBERT's frequency-smoothed masking; single tokens
     only, not with whole words or n-grams).
+    Packed rows: `segment_ids` [B, T] and their most examples per row `max_segments` give every
+    example its own budget (see the module docstring) and `packed_slots` gather slots.
     """
     if selection_weights is not None and (config.whole_word or config.max_ngram > 1):
         raise MaskingConfigError("MaskingConfig.whole_word / max_ngram: weighted token selection picks single "
@@ -298,6 +378,11 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
     if config.whole_word and word_starts is None:
         raise MaskingConfigError("MaskingConfig.whole_word is set but no word_starts were given; "
                                  "pass word_starts (the tokenizer's word_starts) or set whole_word=False")
+    if segment_ids is not None and selection_weights is not None:
+        raise MaskingConfigError("mask_tokens: weighted token selection (DistilBERT's mask_smoothing) is not "
+                                 "implemented for packed rows; set data.pack_examples=False or mask_smoothing=0")
+    if segment_ids is not None:
+        return _mask_packed(rng, ids, config, attention_mask, maskable, word_starts, segment_ids, max_segments)
     ids = jnp.asarray(ids)
     if maskable is None:
         maskable = maskable_positions(ids, config.special_ids, attention_mask)
@@ -312,8 +397,39 @@ def mask_tokens(rng: jax.Array, ids: jax.Array, config: MaskingConfig, *,
         selected = select_whole_words(k_select, maskable, jnp.asarray(word_starts), num)
     else:
         selected = select_tokens(k_select, maskable, num, config.max_predictions, selection_weights)
-    inputs = replace_selected(k_replace, ids, selected, config)
+    return _masked_tokens(k_replace, ids, selected, config, config.max_predictions)
+
+
+def _masked_tokens(rng: jax.Array, ids: jax.Array, selected: jax.Array, config: MaskingConfig,
+                   slots: int) -> MaskedTokens:
+    """Both forms of a selection, the selected tokens replaced 80/10/10."""
+    inputs = replace_selected(rng, ids, selected, config)
     labels = jnp.where(selected, ids, 0).astype(jnp.int32)
-    positions, masked_ids, masked_weights = dense_to_gather(selected, ids, config.max_predictions)
+    positions, masked_ids, masked_weights = dense_to_gather(selected, ids, slots)
     return MaskedTokens(inputs=inputs.astype(jnp.int32), labels=labels, weights=selected.astype(jnp.float32),
                         masked_positions=positions, masked_ids=masked_ids, masked_weights=masked_weights)
+
+
+def _mask_packed(rng: jax.Array, ids: jax.Array, config: MaskingConfig, attention_mask: jax.Array | None,
+                 maskable: jax.Array | None, word_starts: jax.Array | None, segment_ids: jax.Array,
+                 max_segments: int) -> MaskedTokens:
+    """`mask_tokens` on packed rows: the budget per segment, `packed_slots` gather slots."""
+    if max_segments < 1:
+        raise MaskingConfigError("mask_tokens: packed rows (segment_ids) need max_segments >= 1, the most "
+                                 "examples a row holds")
+    ids = jnp.asarray(ids)
+    segment_ids = jnp.asarray(segment_ids, jnp.int32)
+    if maskable is None:
+        maskable = maskable_positions(ids, config.special_ids, attention_mask)
+    maskable = jnp.asarray(maskable, bool) & (segment_ids > 0)
+    k_select, k_replace = jax.random.split(rng)
+    num = num_per_segment(maskable, segment_ids, config.mask_prob, config.max_predictions)
+    if config.max_ngram > 1:
+        words = jnp.asarray(word_starts, bool) if config.whole_word else jnp.ones(ids.shape, bool)
+        selected, _, _ = select_ngrams(k_select, maskable, words, num, config.max_ngram, segment_ids)
+    elif config.whole_word:
+        selected = select_whole_words(k_select, maskable, jnp.asarray(word_starts), num, segment_ids)
+    else:
+        selected = select_tokens_per_segment(k_select, maskable, segment_ids, num)
+    slots = packed_slots(ids.shape[-1], config.mask_prob, config.max_predictions, max_segments)
+    return _masked_tokens(k_replace, ids, selected, config, slots)

@@ -45,6 +45,7 @@ import numpy as np
 
 from jaxbert.data.corpus import Document
 from jaxbert.data.masking import WORD_STARTS
+from jaxbert.data.packing import SEGMENT_IDS, check_packing, default_max_per_row, join_row, pack_rows
 from jaxbert.data.segmenters import check_segmenter_name, get_segmenter
 from jaxbert.data.sentences import check_split
 from jaxbert.data.word_starts import tokenize_lines
@@ -75,6 +76,9 @@ class ExampleConfig:
     chunk_documents: int = 50_000
     word_segmenter: str = ""  # "" (no stored word starts), "jieba", "pku", "spaces" or "module:function"
     sentence_split: str = "lines"  # "lines" (a line is a sentence) or "rules" (split after 。！？ . ...)
+    # Several examples per row, told apart by segment ids (jaxbert.data.packing); 0: seq_len // 16 of them.
+    pack_examples: bool = False
+    max_examples_per_row: int = 0
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -91,6 +95,20 @@ class ExampleConfig:
             raise ExampleConfigError(f"seed={self.seed} must be a non-negative integer below 2**63")
         check_segmenter_name(self.word_segmenter)
         check_split(self.sentence_split)
+        if self.max_examples_per_row < 0:
+            raise ExampleConfigError(f"max_examples_per_row={self.max_examples_per_row} must be >= 0 (0: automatic)")
+        if self.pack_examples:
+            try:
+                check_packing(self.max_seq_len, self.examples_per_row)
+            except JaxbertError as e:
+                raise ExampleConfigError(str(e)) from None
+
+    @property
+    def examples_per_row(self) -> int:
+        """How many examples a row holds: 1 unpacked, else max_examples_per_row (or its automatic value)."""
+        if not self.pack_examples:
+            return 1
+        return self.max_examples_per_row or default_max_per_row(self.max_seq_len)
 
     @property
     def label_field(self) -> str | None:
@@ -116,6 +134,13 @@ class ExampleStats:
     padding_tokens: int = 0
     positive_labels: int = 0  # examples with label 1 (random next / swapped)
     cut_sentences: int = 0  # packed formats: sentences longer than a block, cut across examples
+    rows: int = 0  # records written: the examples, or with pack_examples the packed rows holding them
+
+    @property
+    def padding_share(self) -> float:
+        """Share of the written positions that hold padding."""
+        total = self.tokens + self.padding_tokens
+        return self.padding_tokens / total if total else 0.0
 
 
 @dataclasses.dataclass
@@ -147,6 +172,10 @@ def record_fields(config: ExampleConfig) -> dict[str, tuple[int, ...]]:
         fields[config.label_field] = ()
     if config.word_starts:
         fields[WORD_STARTS] = (config.max_seq_len,)
+    if config.pack_examples:
+        fields[SEGMENT_IDS] = (config.max_seq_len,)
+        if config.label_field:
+            fields[config.label_field] = (config.examples_per_row,)
     return fields
 
 
@@ -192,11 +221,43 @@ def create_examples(
     config: ExampleConfig,
     stats: ExampleStats | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Examples (dicts of int32 arrays, see `record_fields`) cut from `documents`, `dupe_factor` times over.
+    """Examples (dicts of int32 arrays, see `record_fields`) cut from `documents`, `dupe_factor` times over;
+    with `config.pack_examples` several of them per record (`pack_examples`).
 
     Deterministic given `config.seed`: each (chunk, dupe) pass has its own random stream.
     """
     stats = stats if stats is not None else ExampleStats()
+    examples = _create_unpacked(documents, tokenizer, config, stats)
+    if not config.pack_examples:
+        for example in examples:
+            stats.rows += 1
+            yield example
+        return
+    yield from pack_examples(examples, config, tokenizer.special.pad, stats)
+
+
+def pack_examples(examples: Iterable[dict[str, np.ndarray]], config: ExampleConfig, pad_id: int,
+                  stats: ExampleStats) -> Iterator[dict[str, np.ndarray]]:
+    """Records of several examples each (`jaxbert.data.packing`): token fields joined with `segment_ids`,
+    the pair label as one slot per example; `stats` counts the rows and their real padding."""
+    label = config.label_field
+    token_fields = [name for name, shape in record_fields(config).items() if shape == (config.max_seq_len,)
+                    and name != SEGMENT_IDS]
+    example_fields = [label] if label else []
+    k, t = config.examples_per_row, config.max_seq_len
+    for row in pack_rows(((int(e["length"]), e) for e in examples), t, k):
+        record = join_row(row, t, k, pad_id, token_fields, example_fields, [int(e["length"]) for e in row])
+        stats.rows += 1
+        yield record
+    stats.padding_tokens = stats.rows * t - stats.tokens
+
+
+def _create_unpacked(
+    documents: Iterable[Document],
+    tokenizer: Tokenizer,
+    config: ExampleConfig,
+    stats: ExampleStats,
+) -> Iterator[dict[str, np.ndarray]]:
     special = tokenizer.special
     packer = _SentencePacker(config, special, stats) if config.format in PACKED else None
     pending: list[TokenizedDocument] = []

@@ -68,9 +68,10 @@ class BuildSummary:
 
     def describe(self) -> str:
         c, e = self.corpus, self.examples
-        return (f"{e.examples} {self.format} examples of {self.max_seq_len} tokens ({e.tokens} real tokens, "
-                f"{e.padding_tokens} padding) from {c.files} files, {c.documents} documents, {c.sentences} "
-                f"sentences; skipped {c.empty_documents + e.empty_documents} empty documents, "
+        rows = f" packed into {e.rows} rows" if e.rows and e.rows != e.examples else ""
+        return (f"{e.examples} {self.format} examples{rows} of {self.max_seq_len} tokens ({e.tokens} real tokens, "
+                f"{e.padding_tokens} padding: {e.padding_share:.1%}) from {c.files} files, {c.documents} documents, "
+                f"{c.sentences} sentences; skipped {c.empty_documents + e.empty_documents} empty documents, "
                 f"{e.single_sentence_documents} one-sentence documents"
                 f"{' (skipped)' if self.format not in PACKED else ' (kept)'}, {e.skipped_chunks} one-token "
                 f"chunks; {e.cut_sentences} sentences longer than an example cut; {c.replaced_lines} lines had "
@@ -93,20 +94,24 @@ def build_pretraining_dataset(
     word_segmenter: str = "",
     sentence_split: str = "lines",
     line_documents: bool = False,
+    pack_examples: bool = False,
+    max_examples_per_row: int = 0,
     overwrite: bool = False,
 ) -> BuildSummary:
     """Tokenize a corpus, cut pretraining examples and write them as an array_record TFDS dataset at `out_dir`.
 
     `word_segmenter` (see `jaxbert.data.segmenters`) stores a word-start mask with every example;
     `sentence_split="rules"` splits lines into sentences first (see `jaxbert.data.sentences`);
-    `line_documents` reads every text line as a document (see `jaxbert.data.corpus`).
+    `line_documents` reads every text line as a document (see `jaxbert.data.corpus`);
+    `pack_examples` puts up to `max_examples_per_row` examples in each record (`jaxbert.data.packing`).
     If `out_dir` already holds a dataset built with the same options, tokenizer and corpus (by file names,
     sizes and contents: `corpus_key`) it is reused (its summary is returned); a different one raises unless
     `overwrite=True`.
     """
     config = ExampleConfig(format=format, max_seq_len=max_seq_len, short_seq_prob=short_seq_prob,
                            dupe_factor=dupe_factor, seed=seed, chunk_documents=chunk_documents,
-                           word_segmenter=word_segmenter, sentence_split=sentence_split)
+                           word_segmenter=word_segmenter, sentence_split=sentence_split,
+                           pack_examples=pack_examples, max_examples_per_row=max_examples_per_row)
     paths = resolve_corpus_paths(corpus_paths)  # a missing path fails before anything is written
     out = storage.path(out_dir)
     common = {"example_config": _example_options(config), "text_field": text_field, "errors": errors,
@@ -179,7 +184,8 @@ def _example_options(config: ExampleConfig) -> dict[str, Any]:
     """The example config as stored for reuse checks; options left at their defaults since they were added
     are left out, so a dataset built before them is still recognised."""
     options = dataclasses.asdict(config)
-    for key, default in (("word_segmenter", ""), ("sentence_split", "lines")):
+    for key, default in (("word_segmenter", ""), ("sentence_split", "lines"), ("pack_examples", False),
+                         ("max_examples_per_row", 0)):
         if options[key] == default:
             del options[key]
     return options

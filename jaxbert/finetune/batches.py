@@ -13,7 +13,21 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxbert.data.packing import pack_arrays, padding_share
 from jaxbert.errors import JaxbertError
+
+
+def pack_training_rows(arrays: Mapping[str, np.ndarray], max_per_row: int, pad_id: int
+                       ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Training rows with several examples each (`jaxbert.data.packing.pack_arrays`), and the padding
+    shares before and after (`padding_before`, `padding_after`, `rows_before`, `rows_after`)."""
+    lengths = np.asarray(arrays["attention_mask"]).sum(axis=1)
+    n, t = np.shape(arrays["input_ids"])
+    packed = pack_arrays(arrays, lengths, t, max_per_row, pad_id)
+    rows = int(packed["input_ids"].shape[0])
+    real = int(lengths.sum())
+    return packed, {"rows_before": n, "rows_after": rows, "padding_before": padding_share(n, t, real),
+                    "padding_after": padding_share(rows, t, real)}
 
 
 class EpochBatches:

@@ -60,7 +60,10 @@ def finetune_config(task: str, lr: float = 2e-5, batch_size: int = 32, epochs: f
         on_error="raise",  # bad rows: "raise" (one line naming file/line/id) or "skip" (counted)
         shuffle_seed=0,
         doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,  # SQuAD
-        null_score_diff_threshold=0.0))  # SQuAD v2.0
+        null_score_diff_threshold=0.0,  # SQuAD v2.0
+        # Several training examples per row, told apart by segment ids (classification / regression only;
+        # jaxbert.data.packing); max_examples_per_row 0 = seq_len // 16. Evaluation stays unpacked.
+        pack_examples=False, max_examples_per_row=0))
     # BERT's fine-tuning recipe; every other train/checkpoint field has its spec default (jaxbert.train.spec).
     c.train = ml_collections.ConfigDict(train_section(
         steps=0,  # 0 = epochs x rows / batch_size

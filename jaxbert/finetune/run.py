@@ -20,7 +20,7 @@ import jax
 from jaxbert import formats, storage
 from jaxbert.config import ModelConfig, resolve_model_config
 from jaxbert.errors import JaxbertError
-from jaxbert.finetune.batches import EpochBatches
+from jaxbert.finetune.batches import EpochBatches, pack_training_rows
 from jaxbert.finetune.best import BestKeeper
 from jaxbert.finetune.tasks import (
     EncodedSplit,
@@ -34,6 +34,7 @@ from jaxbert.finetune.tasks import (
 )
 from jaxbert.formats import BEST_DIR, TOKENIZER_DIR, read_task_info
 from jaxbert.objectives.finetune import Finetune, task_model_config
+from jaxbert.objectives.masking_setup import packed_examples
 
 log = logging.getLogger("jaxbert.finetune")
 
@@ -211,8 +212,15 @@ def _finetune(config: Any, workdir: storage.Path) -> FinetuneResult:
     dropout = config.task.get("classifier_dropout")
     overrides = {"classifier_dropout": float(dropout)} if dropout is not None else {}
     model_config = task_model_config(start.base, task.kind, task.num_labels(), **overrides)
-    objective = Finetune(model_config, task.kind)
-    spec = RunSpec.from_config(config, jax.device_count(), schedule_values(config, len(data.train)))
+    packed = packed_examples(config)  # data.pack_examples: several training examples per row
+    objective = Finetune(model_config, task.kind, packed=packed)
+    train_arrays = data.train.arrays
+    if packed:
+        train_arrays, shares = pack_training_rows(train_arrays, packed, model_config.pad_token_id)
+        log.info("packed %d training rows into %d (padding %.1f%% -> %.1f%%)", shares["rows_before"],
+                 shares["rows_after"], 100 * shares["padding_before"], 100 * shares["padding_after"])
+    train_rows = int(train_arrays["input_ids"].shape[0])
+    spec = RunSpec.from_config(config, jax.device_count(), schedule_values(config, train_rows))
     check_seq_len(model_config, spec.train.seq_len)
     # What the run was: the config as given, with the task model and schedule it resolved to.
     spec = dataclasses.replace(spec, experiment={
@@ -239,7 +247,7 @@ def _finetune(config: Any, workdir: storage.Path) -> FinetuneResult:
     write_run_config(workdir, spec.experiment)
 
     # ---- train, keeping the best model
-    batches = EpochBatches(data.train.arrays, spec.train.batch_size, seed=int(config.data.get("shuffle_seed", 0)))
+    batches = EpochBatches(train_arrays, spec.train.batch_size, seed=int(config.data.get("shuffle_seed", 0)))
     result = train(spec, workdir, objective, batches, None, init_params, tokenizer_dir=TOKENIZER_DIR, mesh=mesh,
                    eval_hook=hook)
     final = {k[len("eval/"):]: v for k, v in result.eval_metrics.items() if k.startswith("eval/")}

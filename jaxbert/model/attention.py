@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxbert.config import ModelConfig
 from jaxbert.model.layers import ACTIVATIONS, LayerNorm, dense, dtype_of
+from jaxbert.model.packing import same_segment
 from jaxbert.model.splash import splash_attention
 
 NEG_INF = -1e30  # large finite: fully padded rows stay finite instead of producing NaN
@@ -24,11 +25,7 @@ def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, dro
     depth = q.shape[-1]
     scores = jnp.einsum("bqnd,bknd->bnqk", q, k, preferred_element_type=jnp.float32)
     scores = scores / jnp.sqrt(jnp.float32(depth))
-    if segment_ids is None:
-        allowed = mask[:, None, None, :]
-    else:
-        allowed = (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]
-    scores = jnp.where(allowed, scores, NEG_INF)
+    scores = jnp.where(attention_allowed(mask, segment_ids), scores, NEG_INF)
     probs = jax.nn.softmax(scores, axis=-1)
     if not deterministic and dropout_rate > 0.0:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
@@ -36,16 +33,31 @@ def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, dro
     return jnp.einsum("bnqk,bknd->bqnd", probs.astype(v.dtype), v)
 
 
-def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, implementation: str | None):
+def attention_allowed(mask: jax.Array, segment_ids: jax.Array | None = None, full: bool = False) -> jax.Array:
+    """bool [B, 1, 1 or T, T]: which keys each query may attend to.
+
+    Unpacked: every real key (mask [B, T]), broadcast over queries unless `full` asks for [B, 1, T, T].
+    Packed (`segment_ids` [B, T]): the block-diagonal mask of keys in the query's own segment.
+    """
+    if segment_ids is not None:
+        return same_segment(segment_ids)
+    allowed = mask[:, None, None, :]
+    if full:
+        b, t = mask.shape
+        allowed = jnp.broadcast_to(allowed, (b, 1, t, t))
+    return allowed
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, implementation: str | None,
+                    segment_ids: jax.Array | None = None):
     """jax.nn.dot_product_attention: cuDNN flash attention on GPU when asked (bf16/fp16 only).
 
-    Fused kernels have no attention-probability dropout; attention_dropout is not applied on this path.
+    Packed rows pass the block-diagonal segment mask (cuDNN takes it as its mask input, at the full
+    [B, 1, Tq, Tk] shape it wants). Fused kernels have no attention-probability dropout; attention_dropout
+    is not applied on this path.
     """
-    b, t = mask.shape
-    full = mask[:, None, None, :]
-    if implementation == "cudnn":
-        full = jnp.broadcast_to(full, (b, 1, t, t))  # cuDNN wants the mask at full [B, 1, Tq, Tk] shape
-    return jax.nn.dot_product_attention(q, k, v, mask=full, implementation=implementation)
+    allowed = attention_allowed(mask, segment_ids, full=implementation == "cudnn")
+    return jax.nn.dot_product_attention(q, k, v, mask=allowed, implementation=implementation)
 
 
 class SelfAttention(nn.Module):
@@ -72,7 +84,7 @@ class SelfAttention(nn.Module):
             ctx = splash_attention(q, k, v, mask.astype(jnp.int32) if segment_ids is None else segment_ids)
         else:
             impl = "cudnn" if cfg.attention_kernel == "cudnn" else None
-            ctx = fused_attention(q, k, v, mask, impl)
+            ctx = fused_attention(q, k, v, mask, impl, segment_ids)
         out = dense(cfg, cfg.hidden_size, ("heads", "kv", "hidden"), axis=(-2, -1), name="out")(ctx)
         out = nn.Dropout(cfg.hidden_dropout)(out, deterministic=self.deterministic)
         return LayerNorm(cfg, axis_name="hidden", name="norm")(x + out)

@@ -8,14 +8,25 @@ import jax.numpy as jnp
 
 from jaxbert.config import ModelConfig
 from jaxbert.model.layers import LayerNorm, dense, dtype_of, kernel_init
+from jaxbert.model.packing import positions_in_segment
 
 
-def position_ids(input_ids: jax.Array, config: ModelConfig) -> jax.Array:
-    """BERT: 0..T-1. RoBERTa (position_offset>0): padding sits at the offset, real tokens count from offset+1."""
+def position_ids(input_ids: jax.Array, config: ModelConfig, segment_ids: jax.Array | None = None) -> jax.Array:
+    """BERT: 0..T-1. RoBERTa (position_offset>0): padding sits at the offset, real tokens count from offset+1.
+
+    With `segment_ids` (packed rows) the count restarts at every segment, so each packed example gets the
+    positions it has alone.
+    """
+    if segment_ids is None:
+        if config.position_offset == 0:
+            return jnp.broadcast_to(jnp.arange(input_ids.shape[-1], dtype=jnp.int32), input_ids.shape)
+        real = (input_ids != config.pad_token_id).astype(jnp.int32)
+        return jnp.cumsum(real, axis=-1) * real + config.position_offset
+    offsets = positions_in_segment(segment_ids)
     if config.position_offset == 0:
-        return jax.lax.broadcasted_iota(jnp.int32, input_ids.shape, input_ids.ndim - 1)
-    real = (input_ids != config.pad_token_id).astype(jnp.int32)
-    return jnp.cumsum(real, axis=-1) * real + config.position_offset
+        return offsets
+    real = ((input_ids != config.pad_token_id) & (segment_ids > 0)).astype(jnp.int32)
+    return (offsets + 1) * real + config.position_offset
 
 
 class Embeddings(nn.Module):
@@ -37,9 +48,10 @@ class Embeddings(nn.Module):
         if cfg.has_projection:
             self.projection = dense(cfg, cfg.hidden_size, ("embed", "hidden"))
 
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None) -> jax.Array:
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None,
+                 segment_ids: jax.Array | None = None) -> jax.Array:
         cfg = self.config
-        x = self.word(input_ids) + self.position(position_ids(input_ids, cfg))
+        x = self.word(input_ids) + self.position(position_ids(input_ids, cfg, segment_ids))
         if cfg.type_vocab_size > 0:
             if token_type_ids is None:
                 token_type_ids = jnp.zeros_like(input_ids)

@@ -45,9 +45,10 @@ class EncoderLayer(nn.Module):
         return block.apply({"params": shared_params}, *args, rngs=rngs)
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, shared_params: Any = None):
+    def __call__(self, x: jax.Array, mask: jax.Array, shared_params: Any = None, segment_ids: jax.Array | None = None):
         x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_hidden"))
-        x = self._block("attention", shared_params, x, mask)
+        attention_args = (x, mask) if segment_ids is None else (x, mask, segment_ids)
+        x = self._block("attention", shared_params, *attention_args)
         x = self._block("ffn", shared_params, x)
         return x, (x if self.return_hidden else None)
 
@@ -88,8 +89,11 @@ class Encoder(nn.Module):
     output_hidden_states: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array | None]:
-        """x [B,T,H], mask [B,T] bool -> (last hidden [B,T,H], per-layer outputs [L,B,T,H] or None)."""
+    def __call__(self, x: jax.Array, mask: jax.Array, segment_ids: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array | None]:
+        """x [B,T,H], mask [B,T] bool -> (last hidden [B,T,H], per-layer outputs [L,B,T,H] or None).
+
+        `segment_ids` [B, T] (packed rows) keeps attention inside each segment."""
         cfg = self.config
         partial = cfg.sharing if cfg.sharing in BLOCKS else "none"
         shared_params = None
@@ -101,14 +105,15 @@ class Encoder(nn.Module):
                                            name=name)
 
         if cfg.scan_layers:
-            scanned = scan_layer(layer_cls, cfg, (nn.broadcast, nn.broadcast), shared=cfg.sharing == "all")
-            x, per_layer = make_layer(scanned, "layers")(x, mask, shared_params)
+            scanned = scan_layer(layer_cls, cfg, (nn.broadcast, nn.broadcast, nn.broadcast),
+                                 shared=cfg.sharing == "all")
+            x, per_layer = make_layer(scanned, "layers")(x, mask, shared_params, segment_ids)
             return x, per_layer
 
         outputs = []
         shared_layer = make_layer(layer_cls, "layers") if cfg.sharing == "all" else None
         for i in range(cfg.num_layers):
             layer = shared_layer or make_layer(layer_cls, f"layers_{i}")
-            x, h = layer(x, mask, shared_params)
+            x, h = layer(x, mask, shared_params, segment_ids)
             outputs.append(h)
         return x, (jnp.stack(outputs) if self.output_hidden_states else None)

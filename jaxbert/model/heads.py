@@ -8,16 +8,23 @@ import jax.numpy as jnp
 
 from jaxbert.config import CLASSIFIER_INPUT, ModelConfig
 from jaxbert.model.layers import ACTIVATIONS, LayerNorm, dense, dtype_of, zeros_init
+from jaxbert.model.packing import gather_positions
+
+
+def first_tokens(x: jax.Array, starts: jax.Array | None = None) -> jax.Array:
+    """h[CLS] of each row, [B, H]; of each packed example, [B, K, H], given its first positions `starts` [B, K]."""
+    return x[:, 0] if starts is None else gather_positions(x, starts)
 
 
 class Pooler(nn.Module):
-    """tanh(W · h[CLS]): BERT's and ALBERT's pooled output."""
+    """tanh(W · h[CLS]): BERT's and ALBERT's pooled output ([B, K, H] per packed example given `starts`)."""
 
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return jnp.tanh(dense(self.config, self.config.hidden_size, ("hidden", "hidden_out"), name="dense")(x[:, 0]))
+    def __call__(self, x: jax.Array, starts: jax.Array | None = None) -> jax.Array:
+        dense_layer = dense(self.config, self.config.hidden_size, ("hidden", "hidden_out"), name="dense")
+        return jnp.tanh(dense_layer(first_tokens(x, starts)))
 
 
 class MLMHead(nn.Module):
@@ -73,7 +80,9 @@ class ClassificationHead(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, last: jax.Array, pooled: jax.Array | None, mask: jax.Array | None = None) -> jax.Array:
+    def __call__(self, last: jax.Array, pooled: jax.Array | None, mask: jax.Array | None = None,
+                 starts: jax.Array | None = None) -> jax.Array:
+        """[B, num_labels]; [B, K, num_labels] for packed rows (`starts`: each example's first position)."""
         cfg = self.config
         drop = nn.Dropout(cfg.classifier_dropout)
         kind = CLASSIFIER_INPUT[cfg.family]
@@ -83,7 +92,7 @@ class ClassificationHead(nn.Module):
             x = jnp.tanh(dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(last_token(last, mask)))
         else:
             act = {"dense_tanh": jnp.tanh, "dense_gelu": ACTIVATIONS["gelu"], "dense_relu": jax.nn.relu}[kind]
-            x = drop(last[:, 0], deterministic=self.deterministic)
+            x = drop(first_tokens(last, starts), deterministic=self.deterministic)
             x = act(dense(cfg, cfg.hidden_size, ("hidden", "hidden_out"), name="dense")(x))
         x = drop(x, deterministic=self.deterministic)
         return dense(cfg, cfg.num_labels, ("hidden", None), name="out")(x).astype(jnp.float32)

@@ -30,6 +30,11 @@ class EncoderModel(nn.Module):
 
     logits keys: pretraining heads "mlm" [B,T,V], "nsp"/"sop" [B,2], "rtd" [B,T]; task heads
     "classification" [B,num_labels], "span" [B,T,2] (start, end), "token" [B,T,num_labels].
+
+    Packed rows (`jaxbert.model.packing`): `segment_ids` [B, T] (examples 1, 2, ..., padding 0) keeps
+    attention within each example and restarts positions there; `segment_starts` [B, K] (each example's
+    first position) makes the per-example outputs per example: pooler_output [B, K, H], "nsp"/"sop"
+    [B, K, 2], "classification" [B, K, num_labels].
     """
 
     config: ModelConfig
@@ -45,6 +50,8 @@ class EncoderModel(nn.Module):
         output_hidden_states: bool = False,
         masked_positions: jax.Array | None = None,
         heads: tuple[str, ...] | None = None,
+        segment_ids: jax.Array | None = None,
+        segment_starts: jax.Array | None = None,
     ) -> ModelOutput:
         cfg = self.config
         input_ids = jnp.asarray(input_ids, jnp.int32)
@@ -54,14 +61,18 @@ class EncoderModel(nn.Module):
         if token_type_ids is not None:
             token_type_ids = jnp.asarray(token_type_ids, jnp.int32)
 
+        if segment_ids is not None:
+            segment_ids = jnp.asarray(segment_ids, jnp.int32)
+        starts = None if segment_starts is None else jnp.asarray(segment_starts, jnp.int32)
+
         embeddings = Embeddings(cfg, deterministic, name="embeddings")
-        x = embeddings(input_ids, token_type_ids)
-        last, per_layer = Encoder(cfg, deterministic, output_hidden_states, name="encoder")(x, mask)
+        x = embeddings(input_ids, token_type_ids, segment_ids)
+        last, per_layer = Encoder(cfg, deterministic, output_hidden_states, name="encoder")(x, mask, segment_ids)
 
         hidden_states = None
         if output_hidden_states:
             hidden_states = (x, *(per_layer[i] for i in range(cfg.num_layers)))
-        pooled = Pooler(cfg, name="pooler")(last) if cfg.pooler else None
+        pooled = Pooler(cfg, name="pooler")(last, starts) if cfg.pooler else None
 
         wanted = cfg.heads if heads is None else heads
         logits: dict[str, jax.Array] = {}
@@ -76,7 +87,8 @@ class EncoderModel(nn.Module):
         if "rtd" in wanted:
             logits["rtd"] = RTDHead(cfg, name="rtd_head")(last)
         if cfg.task == "classification":
-            logits["classification"] = ClassificationHead(cfg, deterministic, name="task_head")(last, pooled)
+            logits["classification"] = ClassificationHead(cfg, deterministic, name="task_head")(
+                last, pooled, starts=starts)
         elif cfg.task == "span":
             logits["span"] = SpanHead(cfg, deterministic, name="task_head")(last)
         elif cfg.task == "token":

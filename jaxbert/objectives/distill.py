@@ -26,12 +26,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.data.masking import MaskingConfig
+from jaxbert.data.masking import MaskingConfig, packed_slots
 from jaxbert.model import EncoderModel, logical_axes
+from jaxbert.model.heads import first_tokens
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, token_selection_probs, word_fields
-from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics, pair_metrics
+from jaxbert.objectives.masking_setup import (
+    draw_mask,
+    masking_from_options,
+    packed_examples,
+    packed_fields,
+    token_selection_probs,
+    word_fields,
+)
+from jaxbert.objectives.mlm import (
+    attention_mask_of,
+    encoder_flops_per_token,
+    masked_lm_metrics,
+    packed_inputs,
+    pair_metrics,
+)
 from jaxbert.objectives.teacher import Teacher, check_compatible, init_layer_indices, student_from_teacher
 
 PKD_STRATEGIES = ("skip", "last")
@@ -63,14 +77,21 @@ def cosine_embedding_loss(student: jax.Array, teacher: jax.Array, weights: jax.A
     return ((1.0 - cos) * w).sum() / jnp.maximum(w.sum(), 1.0)
 
 
-def normalized_mse(student: jax.Array, teacher: jax.Array) -> jax.Array:
+def normalized_mse(student: jax.Array, teacher: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """PKD's patience loss: mean squared difference of the L2-normalised vectors (last axis), averaged
-    over every element as the authors' code does (F.mse_loss on normalised [K, B, H])."""
+    over every element as the authors' code does (F.mse_loss on normalised [K, B, H]).
+
+    Packed rows: student/teacher [K, B, S, H] (one [CLS] per packed example) and `weights` [B, S] count
+    only the examples present."""
     def unit(x: jax.Array) -> jax.Array:
         x = x.astype(jnp.float32)
         return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
-    return jnp.mean((unit(student) - unit(teacher)) ** 2)
+    squared = (unit(student) - unit(teacher)) ** 2
+    if weights is None:
+        return jnp.mean(squared)
+    w = jnp.broadcast_to(weights.astype(jnp.float32)[None, ..., None], squared.shape)
+    return (squared * w).sum() / jnp.maximum(w.sum(), 1.0)
 
 
 def pkd_layer_pairs(strategy: str, student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
@@ -98,7 +119,7 @@ class _Distillation(Objective):
 
     def __init__(self, student: ModelConfig, teacher: Teacher, masking: MaskingConfig | None,
                  temperature: float, init_layers: str | Sequence[int],
-                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 word_tables: tuple[np.ndarray, np.ndarray] | None = None, packed: int = 0) -> None:
         if temperature <= 0:
             raise ConfigError(f"config.objective.temperature: must be > 0, got {temperature}")
         self.model_config = student
@@ -113,6 +134,7 @@ class _Distillation(Objective):
         self.word_tables = word_tables
         self.init_skip: tuple[str, ...] = ()  # param path prefixes the student does not take from the teacher
         self.fold_token_type = True
+        self.packed = int(packed)  # the most examples a packed row holds (segment_ids); 0: unpacked
 
     # ---- params ---------------------------------------------------------------------
     def init(self, rng: jax.Array) -> PyTree:
@@ -154,10 +176,15 @@ class _Distillation(Objective):
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         fields = encoder_fields(self.model_config, batch_size, seq_len)
-        return {**fields, **word_fields(self.word_tables, batch_size, seq_len)}
+        return {**fields, **word_fields(self.word_tables, batch_size, seq_len),
+                **packed_fields(self.packed, batch_size, seq_len)}
 
     def _head_flops(self, cfg: ModelConfig, seq_len: int) -> float:
-        predictions = min(self.masking.max_predictions, seq_len) if self.masking is not None else 0
+        m = self.masking
+        if m is None:
+            return 0.0
+        predictions = packed_slots(seq_len, m.mask_prob, m.max_predictions, self.packed) if self.packed else \
+            min(m.max_predictions, seq_len)
         return predictions * (2 * cfg.hidden_size * cfg.embed_dim + 2 * cfg.embed_dim * cfg.vocab_size)
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
@@ -184,9 +211,9 @@ class DistilBert(_Distillation):
                  init_layers: str | Sequence[int] = "spread",
                  word_tables: tuple[np.ndarray, np.ndarray] | None = None, ce_positions: str = "all",
                  selection_probs: np.ndarray | None = None, freeze_positions: bool = False,
-                 fold_token_type: bool = False, init_mlm_transform: bool = False) -> None:
+                 fold_token_type: bool = False, init_mlm_transform: bool = False, packed: int = 0) -> None:
         student = student.replace(heads=("mlm",), task="", num_labels=0)
-        super().__init__(student, teacher, masking, temperature, init_layers, word_tables)
+        super().__init__(student, teacher, masking, temperature, init_layers, word_tables, packed)
         if alpha_ce > 0 and "mlm" not in self.teacher_config.heads:
             raise ConfigError("config.objective.teacher: the teacher has no MLM head, so it gives no soft targets; "
                               "use a *ForMaskedLM / *ForPreTraining checkpoint or set alpha_ce=0")
@@ -220,16 +247,18 @@ class DistilBert(_Distillation):
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         k_mask, k_dropout = jax.random.split(rng)
         ids, attention, types = self._inputs(batch)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch, self.selection_probs)
+        segments, _, _ = packed_inputs(batch, self.packed)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch, self.selection_probs,
+                           max_segments=self.packed)
         positions, weights = masked.masked_positions, masked.masked_weights
         every_token = self.ce_positions == "all" and self.alpha_ce > 0
         # Logits at every position when the soft targets cover every token, else only at the masked slots.
         at = None if every_token else positions
         teacher = self._teacher(frozen, masked.inputs, attention, types, masked_positions=at,
-                                heads=("mlm",) if self.alpha_ce > 0 else ())
+                                heads=("mlm",) if self.alpha_ce > 0 else (), segment_ids=segments)
         student = EncoderModel(self.model_config).apply(
             {"params": params}, masked.inputs, attention, types, deterministic=deterministic,
-            masked_positions=at, rngs=None if deterministic else {"dropout": k_dropout})
+            masked_positions=at, segment_ids=segments, rngs=None if deterministic else {"dropout": k_dropout})
         gather = (lambda x: jnp.take_along_axis(x, positions[..., None], axis=1)) if every_token else (lambda x: x)
         s_logits = student.logits["mlm"]
         mlm_loss, mlm_acc = masked_lm_metrics(gather(s_logits), masked.masked_ids, weights)
@@ -257,7 +286,7 @@ class PatientKD(_Distillation):
     def __init__(self, student: ModelConfig, teacher: Teacher, masking: MaskingConfig | None, task: str = "mlm",
                  strategy: str = "skip", temperature: float = 10.0, alpha: float = 0.5, beta: float = 100.0,
                  init_layers: str | Sequence[int] = "first", label_field: str = "labels",
-                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 word_tables: tuple[np.ndarray, np.ndarray] | None = None, packed: int = 0) -> None:
         if task not in PKD_TASKS:
             raise ConfigError(f"config.objective.task: unknown PKD task {task!r}; use one of {', '.join(PKD_TASKS)}")
         if task == "mlm":
@@ -274,7 +303,10 @@ class PatientKD(_Distillation):
             raise ConfigError(f"config.objective.alpha: must be in [0, 1], got {alpha}")
         if beta < 0:
             raise ConfigError(f"config.objective.beta: must be >= 0, got {beta}")
-        super().__init__(student, teacher, masking, temperature, init_layers, word_tables)
+        if packed and task != "mlm":
+            raise ConfigError("config.data.pack_examples: Patient KD packs only its MLM task; set "
+                              "pack_examples=False for task='classification'")
+        super().__init__(student, teacher, masking, temperature, init_layers, word_tables, packed)
         if task == "classification" and (self.teacher_config.task != "classification"
                                          or self.teacher_config.num_labels != student.num_labels):
             raise ConfigError(f"config.objective.teacher: PKD classification needs a teacher fine-tuned for the same "
@@ -292,10 +324,12 @@ class PatientKD(_Distillation):
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         k_mask, k_dropout = jax.random.split(rng)
         ids, attention, types = self._inputs(batch)
-        kw: dict[str, Any] = {"output_hidden_states": True}
+        segments, starts, present = packed_inputs(batch, self.packed)
+        kw: dict[str, Any] = {"output_hidden_states": True, "segment_ids": segments}
         weights = None
         if self.task == "mlm":
-            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
+            masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch,
+                           max_segments=self.packed)
             ids, weights = masked.inputs, masked.masked_weights
             kw.update(masked_positions=masked.masked_positions)
         teacher = self._teacher(frozen, ids, attention, types, heads=("mlm",) if self.task == "mlm" else (), **kw)
@@ -311,9 +345,10 @@ class PatientKD(_Distillation):
         metrics = {"task_loss": task_loss, "accuracy": accuracy, "kd_loss": kd_loss}
         loss = (1.0 - self.alpha) * task_loss + self.alpha * kd_loss
         if self.layer_pairs:
-            s_cls = jnp.stack([student.hidden_states[i][:, 0] for i, _ in self.layer_pairs])
-            t_cls = jnp.stack([teacher.hidden_states[j][:, 0] for _, j in self.layer_pairs])
-            pt_loss = normalized_mse(s_cls, t_cls)
+            # Each (packed) example's [CLS]: [pairs, B, H], or [pairs, B, K, H] with the slots present.
+            s_cls = jnp.stack([first_tokens(student.hidden_states[i], starts) for i, _ in self.layer_pairs])
+            t_cls = jnp.stack([first_tokens(teacher.hidden_states[j], starts) for _, j in self.layer_pairs])
+            pt_loss = normalized_mse(s_cls, t_cls, present)
             metrics["pt_loss"] = pt_loss
             loss = loss + self.beta * pt_loss
         metrics["loss"] = loss
@@ -374,7 +409,8 @@ def make_distill(config: Any, tokenizer: Any = None) -> DistilBert:
                       selection_probs=token_selection_probs(opts, masking),
                       freeze_positions=bool(opts.get("freeze_position_embeddings", False)),
                       fold_token_type=bool(opts.get("fold_token_type", False)),
-                      init_mlm_transform=bool(opts.get("init_mlm_transform", False)))
+                      init_mlm_transform=bool(opts.get("init_mlm_transform", False)),
+                      packed=packed_examples(config))
 
 
 @register_objective("pkd")
@@ -390,4 +426,4 @@ def make_pkd(config: Any, tokenizer: Any = None) -> PatientKD:
                      strategy=str(opts.get("strategy", "skip")), temperature=float(opts.get("temperature", 10.0)),
                      alpha=float(opts.get("alpha", 0.5)), beta=float(opts.get("beta", 100.0)),
                      init_layers=_init_layers(opts, "first"), label_field=str(opts.get("label_field", "labels")),
-                     word_tables=tables)
+                     word_tables=tables, packed=packed_examples(config) if task == "mlm" else 0)

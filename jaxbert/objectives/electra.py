@@ -24,12 +24,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig, resolve_model_config
-from jaxbert.data.masking import MaskedTokens, MaskingConfig
+from jaxbert.data.masking import MaskedTokens, MaskingConfig, packed_slots
 from jaxbert.model import EncoderModel, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, ModelPart, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import draw_mask, masking_from_options, word_fields
-from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
+from jaxbert.objectives.masking_setup import (
+    draw_mask,
+    masking_from_options,
+    packed_examples,
+    packed_fields,
+    word_fields,
+)
+from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics, packed_inputs
 
 # The embedding sub-modules generator and discriminator share (the paper ties them); the E→H
 # "projection" is per model.
@@ -147,7 +153,7 @@ class Electra(Objective):
 
     def __init__(self, discriminator: ModelConfig, generator: ModelConfig, masking: MaskingConfig,
                  disc_weight: float = 50.0, gen_weight: float = 1.0, temperature: float = 1.0,
-                 word_tables: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 word_tables: tuple[np.ndarray, np.ndarray] | None = None, packed: int = 0) -> None:
         if temperature <= 0:
             raise ConfigError(f"config.objective.temperature: must be > 0, got {temperature}")
         if disc_weight < 0 or gen_weight < 0:
@@ -160,6 +166,7 @@ class Electra(Objective):
         self.gen_weight = float(gen_weight)
         self.temperature = float(temperature)
         self.word_tables = word_tables
+        self.packed = int(packed)  # the most examples a packed row holds (segment_ids); 0: unpacked
 
     # ---- params ---------------------------------------------------------------------
     def init(self, rng: jax.Array) -> PyTree:
@@ -194,10 +201,12 @@ class Electra(Objective):
         k_mask, k_sample, k_gen = jax.random.split(rng, 3)
         ids = batch["input_ids"].astype(jnp.int32)
         attention = attention_mask_of(batch, self.model_config.pad_token_id)
-        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch)
+        segments, _, _ = packed_inputs(batch, self.packed)
+        masked = draw_mask(k_mask, ids, attention, self.masking, self.word_tables, batch,
+                           max_segments=self.packed)
         gen_out = EncoderModel(self.generator_config).apply(
             {"params": generator_params(params)}, masked.inputs, attention, batch.get("token_type_ids"),
-            deterministic=deterministic, masked_positions=masked.masked_positions,
+            deterministic=deterministic, masked_positions=masked.masked_positions, segment_ids=segments,
             rngs=None if deterministic else {"dropout": k_gen})
         sampled = gumbel_sample(k_sample, gen_out.logits["mlm"], self.temperature)
         fake = replace_at(ids, masked.masked_positions, sampled, masked.masked_weights)
@@ -210,9 +219,10 @@ class Electra(Objective):
         c = self.corrupt(params, batch, k_corrupt, deterministic)
         w = c.masked.masked_weights
         mlm_loss, mlm_acc = masked_lm_metrics(c.generator_logits, c.masked.masked_ids, w)
+        segments, _, _ = packed_inputs(batch, self.packed)
         disc_out = EncoderModel(self.model_config).apply(
             {"params": params["discriminator"]}, c.fake_ids, c.attention, batch.get("token_type_ids"),
-            deterministic=deterministic, rngs=None if deterministic else {"dropout": k_disc})
+            deterministic=deterministic, segment_ids=segments, rngs=None if deterministic else {"dropout": k_disc})
         metrics = replaced_token_metrics(disc_out.logits["rtd"], c.labels, c.attention)
         loss = self.gen_weight * mlm_loss + self.disc_weight * metrics["rtd_loss"]
         metrics.update(
@@ -223,13 +233,15 @@ class Electra(Objective):
     # ---- shapes & cost --------------------------------------------------------------
     def batch_fields(self, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         return {**encoder_fields(self.model_config, batch_size, seq_len),
-                **word_fields(self.word_tables, batch_size, seq_len)}
+                **word_fields(self.word_tables, batch_size, seq_len), **packed_fields(self.packed, batch_size, seq_len)}
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs: both encoders on every token, the MLM head on the masked slots,
         the RTD head on every token."""
         gen, disc = self.generator_config, self.model_config
-        predictions = min(self.masking.max_predictions, seq_len)
+        m = self.masking
+        predictions = packed_slots(seq_len, m.mask_prob, m.max_predictions, self.packed) if self.packed else \
+            min(m.max_predictions, seq_len)
         mlm_head = 2 * gen.hidden_size * gen.embed_dim + 2 * gen.embed_dim * gen.vocab_size
         rtd_head = 2 * disc.hidden_size * disc.hidden_size + 2 * disc.hidden_size
         per_seq = (seq_len * (encoder_flops_per_token(gen, seq_len) + encoder_flops_per_token(disc, seq_len)
@@ -270,4 +282,4 @@ def make_electra(config: Any, tokenizer: Any = None) -> Electra:
                                            random_replace_prob=0.0)
     return Electra(disc, gen, masking, disc_weight=float(opts.get("disc_weight", 50.0)),
                    gen_weight=float(opts.get("gen_weight", 1.0)), temperature=float(opts.get("temperature", 1.0)),
-                   word_tables=tables)
+                   word_tables=tables, packed=packed_examples(config))

@@ -12,6 +12,12 @@ One objective class serves every task kind; the kind picks the task head and the
 The model starts from a pretrained encoder (`initial_params(start)`, start opened from config.init): its
 pretraining heads are dropped and a freshly initialised task head is added, as in the reference
 *For{SequenceClassification,QuestionAnswering,TokenClassification} models.
+
+Packed training rows (`data.pack_examples`, classification and regression only): several examples per row with
+`segment_ids`, the head reading each example's [CLS], `labels` [B, K] (slot k for example k + 1) and the
+loss the mean over the examples present. Span and token tasks stay unpacked: a SQuAD window already
+fills its row (doc stride), and their labels are positions / per-token tags whose predictions map back
+to one example per row; packing them would buy little padding and cost a re-indexing of every label.
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from jaxbert.config import CLASSIFIER_INPUT, ConfigError, ModelConfig, resolve_m
 from jaxbert.model import build_model, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.mlm import encoder_flops_per_token
+from jaxbert.objectives.masking_setup import packed_fields
+from jaxbert.objectives.mlm import encoder_flops_per_token, packed_inputs
+
+PACKABLE_KINDS = ("classification", "regression")
 
 KINDS = ("classification", "regression", "span", "token")
 IGNORE = -100  # token labels that neither the loss nor the accuracy count (sub-word pieces, specials, padding)
@@ -84,17 +93,27 @@ def merge_pretrained(fresh: PyTree, pretrained: PyTree | None) -> tuple[PyTree, 
     return jax.tree_util.tree_map_with_path(pick, fresh), fresh_paths
 
 
-def classification_metrics(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean cross-entropy, accuracy); logits [B, C], labels int [B]."""
+def _weighted_mean(x: jax.Array, weights: jax.Array | None) -> jax.Array:
+    if weights is None:
+        return x.mean()
+    w = weights.astype(jnp.float32)
+    return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def classification_metrics(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
+                           ) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, accuracy); logits [B, C], labels int [B] (packed: [B, K, C], [B, K], `weights` [B, K])."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     labels = labels.astype(jnp.int32)
-    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-    return nll.mean(), (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32).mean()
+    nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return _weighted_mean(nll, weights), _weighted_mean(correct, weights)
 
 
-def regression_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean squared error of the single output [B, 1] against float scores [B] (HF's regression loss)."""
-    return jnp.mean((logits[:, 0].astype(jnp.float32) - labels.astype(jnp.float32)) ** 2)
+def regression_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Mean squared error of the single output [B, 1] against float scores [B] (HF's regression loss);
+    packed: [B, K, 1] against [B, K] with `weights` [B, K]."""
+    return _weighted_mean((logits[..., 0].astype(jnp.float32) - labels.astype(jnp.float32)) ** 2, weights)
 
 
 def span_metrics(logits: jax.Array, starts: jax.Array, ends: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -134,9 +153,15 @@ class Finetune(Objective):
 
     name = "finetune"
 
-    def __init__(self, model_config: ModelConfig, kind: str) -> None:
+    def __init__(self, model_config: ModelConfig, kind: str, packed: int = 0) -> None:
         if kind not in KINDS:
             raise ConfigError(f"config.task.kind: unknown task kind {kind!r}; use one of {', '.join(KINDS)}")
+        if packed and kind not in PACKABLE_KINDS:
+            raise ConfigError(f"config.data.pack_examples: {kind} tasks are not packed (their labels are per-token "
+                              "positions or tags of one example per row); set data.pack_examples=False")
+        if packed and model_config.family == "xlnet":
+            raise ConfigError("config.data.pack_examples: XLNet's relative attention takes no segment ids; "
+                              "set data.pack_examples=False")
         if model_config.task != _HEAD_OF_KIND[kind]:
             raise ConfigError(f"a {kind} objective needs a model config with task={_HEAD_OF_KIND[kind]!r}, got "
                               f"{model_config.task!r}; build it with task_model_config()")
@@ -144,6 +169,7 @@ class Finetune(Objective):
             raise ConfigError("a regression objective needs num_labels=1")
         self.model_config = model_config
         self.kind = kind
+        self.packed = int(packed)  # the most examples a packed training row holds; 0: unpacked
         self.fresh_params: list[str] = []  # what initial_params initialised afresh (the task head, ...)
 
     # ---- params ---------------------------------------------------------------------
@@ -179,26 +205,32 @@ class Finetune(Objective):
     # ---- forward & loss -------------------------------------------------------------
     def logits(self, params: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array | None = None,
                deterministic: bool = True) -> jax.Array:
-        """The task head's output: [B, n] (classification / regression), [B, T, 2] (span), [B, T, n] (token)."""
+        """The task head's output: [B, n] (classification / regression; packed [B, K, n]), [B, T, 2] (span),
+        [B, T, n] (token)."""
         cfg = self.model_config
         ids = batch["input_ids"].astype(jnp.int32)
         mask = batch.get("attention_mask")
         if mask is None:
             mask = (ids != cfg.pad_token_id).astype(jnp.int32)
         types = batch.get("token_type_ids") if cfg.type_vocab_size > 0 else None
+        packing = {}
+        if self.packed and "segment_ids" in batch:
+            segments, starts, _ = packed_inputs(batch, self.packed)
+            packing = {"segment_ids": segments, "segment_starts": starts}
         out = build_model(cfg).apply({"params": params}, ids, mask, types, deterministic=deterministic,
-                                     rngs=None if deterministic or rng is None else {"dropout": rng})
+                                     rngs=None if deterministic or rng is None else {"dropout": rng}, **packing)
         return out.logits[cfg.task]
 
     def loss(self, params: PyTree, frozen: PyTree, batch: Mapping[str, jax.Array], rng: jax.Array,
              deterministic: bool = False) -> tuple[jax.Array, Metrics]:
         del frozen
         logits = self.logits(params, batch, rng, deterministic)
+        present = packed_inputs(batch, self.packed)[2] if self.packed else None
         if self.kind == "classification":
-            loss, acc = classification_metrics(logits, batch["labels"])
+            loss, acc = classification_metrics(logits, batch["labels"], present)
             metrics = {"accuracy": acc}
         elif self.kind == "regression":
-            loss = regression_loss(logits, batch["labels"])
+            loss = regression_loss(logits, batch["labels"], present)
             metrics = {"mse": loss}
         elif self.kind == "span":
             loss, acc = span_metrics(logits, batch["start_positions"], batch["end_positions"])
@@ -218,8 +250,9 @@ class Finetune(Objective):
         elif self.kind == "token":
             fields["labels"] = ((batch_size, seq_len), np.int32)
         else:
-            fields["labels"] = ((batch_size,), np.float32 if self.kind == "regression" else np.int32)
-        return fields
+            shape = (batch_size, self.packed) if self.packed else (batch_size,)
+            fields["labels"] = (shape, np.float32 if self.kind == "regression" else np.int32)
+        return {**fields, **packed_fields(self.packed, batch_size, seq_len)}
 
     def flops_per_step(self, batch_size: int, seq_len: int) -> float:
         """6 × forward matmul FLOPs of the encoder (the task head is negligible)."""

@@ -13,6 +13,8 @@ import numpy as np
 
 from jaxbert.config import ConfigError, ModelConfig
 from jaxbert.data.masking import WORD_STARTS, MaskedTokens, MaskingConfig, mask_tokens
+from jaxbert.data.packing import SEGMENT_IDS, check_packing, default_max_per_row
+from jaxbert.errors import JaxbertError
 from jaxbert.tokenize.base import SpecialTokens
 
 # BERT's uncased vocabulary layout: what a model without a tokenizer (benchmarks, tests) masks with.
@@ -117,11 +119,32 @@ def word_fields(word_tables: Any, batch_size: int, seq_len: int) -> dict[str, tu
     return {WORD_STARTS: ((batch_size, seq_len), np.int32)} if word_tables == FROM_DATA else {}
 
 
+def packed_examples(config: Any) -> int:
+    """The most examples a packed row holds (`data.pack_examples`, `data.max_examples_per_row`), 0 unpacked."""
+    data = config.get("data") if hasattr(config, "get") else None
+    if data is None or not bool(data.get("pack_examples", False)):
+        return 0
+    seq_len = int(config.train.seq_len)
+    k = int(data.get("max_examples_per_row", 0)) or default_max_per_row(seq_len)
+    try:
+        check_packing(seq_len, k)
+    except JaxbertError as e:
+        raise ConfigError(f"config.data.{e}") from None
+    return k
+
+
+def packed_fields(max_segments: int, batch_size: int, seq_len: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """The batch field packed rows add: `segment_ids` [B, T] (none when unpacked)."""
+    return {SEGMENT_IDS: ((batch_size, seq_len), np.int32)} if max_segments else {}
+
+
 def draw_mask(rng: Any, ids: Any, attention: Any, masking: MaskingConfig,
               word_tables: tuple[Any, Any] | str | None = None,
-              batch: Mapping[str, Any] | None = None, selection_probs: Any = None) -> MaskedTokens:
+              batch: Mapping[str, Any] | None = None, selection_probs: Any = None, max_segments: int = 0
+              ) -> MaskedTokens:
     """One on-device masking draw of `ids` [B, T] (whole words when the config says so; tokens chosen in
-    proportion to `selection_probs[id]` when given)."""
+    proportion to `selection_probs[id]` when given); with `max_segments` (packed rows) each example of the
+    batch's `segment_ids` gets its own budget."""
     word_starts = None
     if masking.whole_word and word_tables == FROM_DATA:
         word_starts = jnp.asarray(batch[WORD_STARTS]).astype(bool)
@@ -129,5 +152,8 @@ def draw_mask(rng: Any, ids: Any, attention: Any, masking: MaskingConfig,
         continues, breaks_after = (jnp.asarray(t) for t in word_tables)
         word_starts = word_starts_on_device(ids, continues, breaks_after)
     weights = None if selection_probs is None else jnp.asarray(selection_probs)[ids]
+    if max_segments:
+        return mask_tokens(rng, ids, masking, attention_mask=attention, word_starts=word_starts,
+                           selection_weights=weights, segment_ids=batch[SEGMENT_IDS], max_segments=max_segments)
     return mask_tokens(rng, ids, masking, attention_mask=attention, word_starts=word_starts,
                        selection_weights=weights)

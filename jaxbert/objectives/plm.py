@@ -33,7 +33,7 @@ from jaxbert.data.masking import select_tokens
 from jaxbert.model import build_model, logical_axes
 from jaxbert.model.params import init_boxed
 from jaxbert.objectives.base import Metrics, Objective, PyTree, encoder_fields, register_objective
-from jaxbert.objectives.masking_setup import word_start_tables, word_starts_on_device
+from jaxbert.objectives.masking_setup import packed_examples, word_start_tables, word_starts_on_device
 from jaxbert.objectives.mlm import attention_mask_of, encoder_flops_per_token, masked_lm_metrics
 from jaxbert.tokenize.base import SpecialTokens
 
@@ -236,6 +236,11 @@ def make_permutation_lm(config: Any, tokenizer: Any = None) -> PermutationLM:
     max_predictions, max_gram, mask_alpha, mask_beta, perm_size, word_spans, pair_task}`."""
     opts = config.objective
     get = lambda key, default: opts.get(key, default) if hasattr(opts, "get") else default
+    if packed_examples(config):
+        # XLNet's reference data are unpadded chunks of running text; its relative attention and
+        # permutation masks take no segment ids here.
+        raise ConfigError("config.data.pack_examples: the plm objective (XLNet) does not pack examples; set "
+                          "data.pack_examples=False (pair_task='none' already fills rows with running text)")
     model = resolve_model_config(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)
     special = tokenizer.special if tokenizer is not None else XLNET_SPECIAL
     vocab = tokenizer.vocab_size if tokenizer is not None else model.vocab_size

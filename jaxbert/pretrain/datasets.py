@@ -41,9 +41,17 @@ def example_format(config: Any) -> str:
     return packing if fmt == "full_sentences" else fmt
 
 
+def packing_options(config: Any) -> dict[str, Any]:
+    """data.pack_examples / data.max_examples_per_row: several examples per row (jaxbert.data.packing)."""
+    d = config.data
+    return {"pack_examples": bool(d.get("pack_examples", False)),
+            "max_examples_per_row": int(d.get("max_examples_per_row", 0))}
+
+
 def dataset_dir(config: Any, workdir: storage.Path, split: str) -> storage.Path:
     base = storage.path(config.data.get("data_dir", "") or workdir / "data")
-    return base / f"{split}-{example_format(config)}-{int(config.train.seq_len)}"
+    packed = "-packed" if packing_options(config)["pack_examples"] else ""
+    return base / f"{split}-{example_format(config)}-{int(config.train.seq_len)}{packed}"
 
 
 def prepare_datasets(config: Any, workdir: storage.Path, tokenizer: Any) -> tuple[storage.Path, storage.Path | None]:
@@ -63,7 +71,8 @@ def prepare_datasets(config: Any, workdir: storage.Path, tokenizer: Any) -> tupl
             seed=int(config.seed), dupe_factor=int(d.get("dupe_factor", 1)),
             short_seq_prob=float(d.get("short_seq_prob", 0.1)), text_field=str(d.get("text_field", "text")),
             errors=str(d.get("encoding_errors", "strict")), word_segmenter=str(d.get("word_segmenter", "")),
-            sentence_split=str(d.get("sentence_split", "lines")), line_documents=bool(d.get("line_documents", False)))
+            sentence_split=str(d.get("sentence_split", "lines")), line_documents=bool(d.get("line_documents", False)),
+            **packing_options(config))
         log.info("%s data: %s", split, summary.describe())
         built[split] = out
     if built["train"] is None:

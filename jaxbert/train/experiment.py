@@ -63,6 +63,9 @@ def pretrain_config(model: str = "bert-base", pair_task: str = "nsp") -> ml_coll
         # jaxbert.data.segmenters) stored with the data; "" = the vocabulary's ## rule.
         word_segmenter="", sentence_split="lines",  # "rules": split lines after sentence-final punctuation
         line_documents=False,  # True: every text line is a document (a corpus without blank lines)
+        # Several examples per row, told apart by segment ids (jaxbert.data.packing): attention stays inside
+        # each example, positions restart, NSP/SOP reads each example's [CLS]; 0 examples = seq_len // 16.
+        pack_examples=False, max_examples_per_row=0,
         packing="full_sentences"))  # no pair task: "full_sentences" (cross documents) or "doc_sentences"
     # BERT's recipe (Devlin et al. 2019, A.2); every other train/checkpoint field has its spec default.
     c.train = ml_collections.ConfigDict(train_section(steps=1_000_000, batch_size=256, seq_len=128, lr=1e-4,
