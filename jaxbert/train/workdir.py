@@ -172,6 +172,11 @@ def open_workdir(workdir: storage.PathLike, kind: str) -> Iterator[DirectoryLock
         _OPEN.add(key)
         lock = None
         ok = False
+        failed = [False]
+        if primary and not directory.exists():
+            # A run refused before it wrote anything (bad data, a bad config) leaves no workdir behind; this runs
+            # after the lock is released (the stack unwinds last in, first out).
+            stack.callback(lambda: failed[0] and _remove_if_only_claimed(directory))
         try:
             if primary:
                 check_claimable(directory, kind)
@@ -183,14 +188,28 @@ def open_workdir(workdir: storage.PathLike, kind: str) -> Iterator[DirectoryLock
         try:
             yield lock
         except JaxbertError:
+            failed[0] = True
             raise
         except Exception as e:
+            failed[0] = True
             cause = write_failure(e)
             if cause is None:
                 raise
             raise WriteFailedError(f"writing to {storage.display(directory)} failed: {cause}; "
                                    f"{intact_summary(directory)}; free space (or fix the cause) and run the same "
                                    "command again") from e
+
+
+def _remove_if_only_claimed(directory: storage.Path) -> None:
+    """Remove a workdir this run created when it holds nothing but the claim (marker and lock file)."""
+    try:
+        names = {p.name for p in directory.iterdir()}
+        if names <= {MARKER, LOCK_FILE}:
+            for name in names:
+                (directory / name).unlink()
+            directory.rmdir()
+    except Exception as e:  # noqa: BLE001 -- leaving an empty claimed workdir behind is harmless; go on
+        log.debug("could not remove the unused workdir %s: %s", storage.display(directory), e)
 
 
 def check_lock(workdir: storage.PathLike) -> None:
