@@ -11,9 +11,14 @@ fine-tuning) it is `jaxbert.finetune.distill`'s, and prints fine-tuning's summar
 from __future__ import annotations
 
 import argparse
-import json
 
-from jaxbert.commands.experiment import add_config_argument, add_workdir_argument, load_experiment, print_summary
+from jaxbert.commands.experiment import (
+    add_config_argument,
+    add_workdir_argument,
+    load_experiment,
+    print_summary,
+    print_task_summary,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +34,7 @@ def run(args: argparse.Namespace) -> int:
         from jaxbert.finetune.distill import run_task_distillation
 
         result = run_task_distillation(config, args.workdir)
-        print(json.dumps({"workdir": result.workdir, "task": str(config.task.name), "status": result.status,
-                          "step": result.step, "best_step": result.best_step,
-                          "best": {k: round(v, 6) for k, v in result.best.items()},
-                          "final": {k: round(v, 6) for k, v in result.final.items()},
-                          "train_rows": result.train_rows, "eval_examples": result.eval_examples,
-                          "eval_source": result.eval_source}))
+        print_task_summary(str(config.task.name), result)
         return 0
     from jaxbert.pretrain import run_distillation
 

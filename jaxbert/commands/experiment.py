@@ -40,3 +40,13 @@ def print_summary(workdir: str, result: Any, shown: Iterable[str]) -> None:
     print(json.dumps({"workdir": str(storage.path(workdir)), "status": result.status, "step": result.step,
                       **{k: round(v, 6) for k, v in metrics.items() if k in keep},
                       **{k: round(v, 6) for k, v in result.eval_metrics.items()}}))
+
+
+def print_task_summary(task: str, result: Any) -> None:
+    """Print a fine-tuning (or task distillation) result as ONE JSON line: best and final metrics, data sizes."""
+    print(json.dumps({"workdir": result.workdir, "task": task, "status": result.status,
+                      "step": result.step, "best_step": result.best_step,
+                      "best": {k: round(v, 6) for k, v in result.best.items()},
+                      "final": {k: round(v, 6) for k, v in result.final.items()},
+                      "train_rows": result.train_rows, "eval_examples": result.eval_examples,
+                      "eval_source": result.eval_source}))

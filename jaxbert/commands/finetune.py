@@ -9,9 +9,8 @@ model, and `jaxbert.export_hf` writes it as the matching transformers task model
 from __future__ import annotations
 
 import argparse
-import json
 
-from jaxbert.commands.experiment import add_config_argument, add_workdir_argument, load_experiment
+from jaxbert.commands.experiment import add_config_argument, add_workdir_argument, load_experiment, print_task_summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +23,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_experiment(args)
     result = run_finetuning(config, args.workdir)
-    print(json.dumps({"workdir": result.workdir, "task": str(config.task.name), "status": result.status,
-                      "step": result.step, "best_step": result.best_step,
-                      "best": {k: round(v, 6) for k, v in result.best.items()},
-                      "final": {k: round(v, 6) for k, v in result.final.items()},
-                      "train_rows": result.train_rows, "eval_examples": result.eval_examples,
-                      "eval_source": result.eval_source}))
+    print_task_summary(str(config.task.name), result)
     return 0
