@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +73,18 @@ def compile_ready(config: Any) -> Any:
             c.train.warmup_steps = 0
         if "phase" in c:
             c.phase = ""
+        objective = c.get("objective", {})
+        if float(objective.get("mask_smoothing", 0.0) or 0.0) and not objective.get("token_counts", ""):
+            # DistilBERT's smoothed masking reads per-token counts that `jaxbert distill` takes from the data;
+            # their values are a constant of the program, not its shape: uniform counts compile the same step.
+            c.objective.token_counts = _uniform_counts(model_config_of(c).vocab_size)
     return c
+
+
+def _uniform_counts(vocab_size: int) -> str:
+    path = os.path.join(tempfile.mkdtemp(prefix="jaxbert-compile-"), "token_counts.npy")
+    np.save(path, np.ones(vocab_size, np.int64))
+    return path
 
 
 def model_config_of(config: Any) -> ModelConfig:
