@@ -23,6 +23,7 @@ def _run(config, params, ids, mask):
     return out, grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["dot_product"])
 def test_fused_kernel_matches_xla_in_float32(kernel):
     rng = np.random.default_rng(0)
@@ -38,6 +39,7 @@ def test_fused_kernel_matches_xla_in_float32(kernel):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_stays_close_to_float32():
     rng = np.random.default_rng(1)
     ids = jnp.asarray(rng.integers(1, 97, (2, 16)), jnp.int32)

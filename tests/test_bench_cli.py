@@ -13,8 +13,10 @@ DESIGN_KEYS = ("impl", "model", "objective", "batch", "seq", "dtype", "steps", "
                "compile_s", "params", "model_flops_per_step", "achieved_gflops", "peak_rss_mb", "devices")
 
 
-@pytest.mark.parametrize("model,objective", [("bert-tiny", "mlm"), ("electra-small", "electra"),
-                                             ("bert-tiny", "distill"), ("bert-tiny", "pkd")])
+@pytest.mark.parametrize("model,objective", [("bert-tiny", "mlm"),  # the other objectives: ~60 s each, slow
+                                             pytest.param("electra-small", "electra", marks=pytest.mark.slow),
+                                             pytest.param("bert-tiny", "distill", marks=pytest.mark.slow),
+                                             pytest.param("bert-tiny", "pkd", marks=pytest.mark.slow)])
 def test_bench_prints_the_contract_keys(model, objective, capsys):
     assert KEYS == DESIGN_KEYS
     assert main(["bench", "--model", model, "--objective", objective, "--batch", "2", "--seq", "32",
@@ -25,6 +27,7 @@ def test_bench_prints_the_contract_keys(model, objective, capsys):
     assert line["step_s_median"] > 0 and line["model_flops_per_step"] > 0 and line["params"] > 0
 
 
+@pytest.mark.slow
 def test_electra_bench_trains_a_quarter_width_generator(capsys):
     from jaxbert.config import get_preset
     from jaxbert.model import count_params, param_shapes

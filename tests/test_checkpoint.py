@@ -41,6 +41,7 @@ def fsdp8_checkpoint(tmp_path_factory) -> Path:
     return where
 
 
+@pytest.mark.slow
 def test_state_saved_with_fsdp8_restores_on_one_device(fsdp8_checkpoint):
     import checkpoint_probe
 

@@ -11,6 +11,7 @@ from jaxbert import cli
 from jaxbert.train.experiment import apply_overrides, load_config
 
 
+@pytest.mark.slow
 def test_chinese_wwm_experiment_runs_end_to_end_at_toy_size(shared_data, tmp_path, capsys):
     from jaxbert.experiments.chinese_wwm import run_experiment
 

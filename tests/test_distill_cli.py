@@ -40,6 +40,7 @@ def sst2_files(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     return head_lines(src, root / "train.tsv", 48), head_lines(src, root / "dev.tsv", 24, skip=5000)
 
 
+@pytest.mark.slow
 def test_pkd_on_a_glue_file_from_the_cli(minilm_dir, sst2_files, tmp_path, capsys):
     """A (random) 4-layer classifier teacher, a 2-layer student from the first layers of a 'pretrained' model:
     the task's metric is reported, the best student kept, and WORKDIR/student-init is the baseline's start."""
@@ -88,6 +89,7 @@ def test_pkd_on_a_task_needs_a_fine_tuned_teacher(minilm_dir, sst2_files, tmp_pa
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_distilbert_counts_the_training_tokens_for_smoothed_masking(tmp_path, capsys):
     """mask_smoothing > 0 and no token_counts: the run counts its dataset's token ids once (token_counts.npy)."""
     from jaxbert.data.tfds_builder import read_dataset_meta

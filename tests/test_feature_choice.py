@@ -26,6 +26,7 @@ def minilm(minilm_dir: Path) -> jaxbert.Pretrained:
     return jaxbert.load(minilm_dir)
 
 
+@pytest.mark.slow
 def test_features_are_the_chosen_layers_at_first_sub_tokens(minilm, shared_data: Path, tmp_path: Path) -> None:
     sentences = read_conll(conll_sentences(shared_data / "conll2003" / "train.txt", tmp_path / "c.txt", 4))
     feats = extract_word_features(minilm, sentences, max_length=64, batch_size=4)
@@ -45,6 +46,7 @@ def test_features_are_the_chosen_layers_at_first_sub_tokens(minilm, shared_data:
         assert list(feats.word_index[i]) == list(range(len(sentence.words)))
 
 
+@pytest.mark.slow
 def test_tagger_learns_separable_word_features() -> None:
     from types import SimpleNamespace
 

@@ -201,6 +201,7 @@ def test_smoke_pretrained_bert_fills_masks_like_the_pipeline(smoke_bert, tmp_pat
 
 
 # ---- errors ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fill_mask_errors_are_one_line(minilm_dir, capsys, tmp_path):
     no_head = jaxbert.load(minilm_dir)  # all-MiniLM-L6-v2: a bare BertModel, no MLM head
     with pytest.raises(JaxbertError, match="no MLM head") as err:

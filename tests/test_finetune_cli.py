@@ -126,6 +126,7 @@ def test_classification_end_to_end_from_a_bundle(sst2_run, tmp_path: Path) -> No
     assert accuracy_score(enc.arrays["labels"], hf_pred) == pytest.approx(metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_regression_end_to_end_from_a_hugging_face_dir(starts, shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "glue" / "stsb" / "train.tsv"
     train, dev = head_lines(src, tmp_path / "train.tsv", 48), head_lines(src, tmp_path / "dev.tsv", 40, skip=48)
@@ -140,6 +141,7 @@ def test_regression_end_to_end_from_a_hugging_face_dir(starts, shared_data: Path
     assert spearmanr(hf_scores, enc.arrays["labels"]).statistic == pytest.approx(summary["best"]["spearman"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_span_end_to_end_with_windows(starts, shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "squad" / "train-sample.json"
     train, dev = squad_subset(src, tmp_path / "train.json", 0, 4), squad_subset(src, tmp_path / "dev.json", 1, 3)
@@ -149,6 +151,7 @@ def test_span_end_to_end_with_windows(starts, shared_data: Path, tmp_path: Path)
     _check_run("squad_v1", tmp_path / "run", summary, dev, tmp_path)
 
 
+@pytest.mark.slow
 def test_token_end_to_end_from_a_finetuning_workdir(sst2_run, shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "conll2003" / "train.txt"
     train, dev = conll_sentences(src, tmp_path / "train.txt", 40), conll_sentences(src, tmp_path / "dev.txt", 30, 40)

@@ -68,6 +68,7 @@ def _batches(kind: str) -> list[dict[str, np.ndarray]]:
 # Sequence- and token-level heads run by default; the other two share their code paths (slow: -m slow).
 @pytest.mark.parametrize("kind", ["classification", "token", pytest.param("regression", marks=pytest.mark.slow),
                                   pytest.param("span", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_train_steps_match_transformers_and_torch(kind: str, tmp_path: Path) -> None:
     model = _torch_model(kind)
     model.save_pretrained(tmp_path)

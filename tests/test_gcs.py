@@ -48,6 +48,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, workdir: str, after: int | None
     raise AssertionError(f"no checkpoint after step {after} within {timeout}s")
 
 
+@pytest.mark.slow
 def test_pretraining_in_a_bucket_survives_two_sigkills_bit_identically(gcs_bucket, tmp_path):
     corpus = tmp_path / "corpus.txt"
     from jaxbert.data.python_docs import write_python_docs_corpus
@@ -110,6 +111,7 @@ def test_load_convert_and_embed_with_every_path_in_a_bucket(gcs_bucket, minilm_d
         np.testing.assert_allclose(np.load(f), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetuning_with_data_init_and_workdir_in_a_bucket(gcs_bucket, minilm_dir, shared_data, tmp_path):
     rows = (shared_data / "glue" / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()
     (tmp_path / "train.tsv").write_text("\n".join(rows[:97]) + "\n", encoding="utf-8")
@@ -139,6 +141,7 @@ def test_finetuning_with_data_init_and_workdir_in_a_bucket(gcs_bucket, minilm_di
     assert scores["examples"] == 32 and scores["accuracy"] == pytest.approx(summary["best"]["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_vocab_pretraining_phases_and_distillation_read_and_write_the_bucket(gcs_bucket, tmp_path):
     from jaxbert.data.python_docs import write_python_docs_corpus
     from jaxbert.train.metrics import read_metrics

@@ -84,6 +84,7 @@ def test_uncached_name_offline_is_one_line_naming_it(hub_home, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_pickles_are_fetched_only_when_asked(hub_home):
     # The cached tree lists pytorch_model.bin, which was never downloaded: asking for pickles makes the
     # snapshot incomplete by huggingface_hub's own check; by default only what jaxbert reads is wanted.

@@ -63,6 +63,7 @@ def test_bucket_sizes():
     np.testing.assert_array_equal(padded["attention_mask"], [[1, 1, 0, 0, 0]] * 3)
 
 
+@pytest.mark.slow
 def test_a_notebook_loop_of_embed_compiles_at_most_8_times(tiny, sentences, counter):
     p = tiny
     with counter:
@@ -76,6 +77,7 @@ def test_a_notebook_loop_of_embed_compiles_at_most_8_times(tiny, sentences, coun
     assert counter.count == 0
 
 
+@pytest.mark.slow
 def test_bucketed_results_equal_unpadded_ones(tiny, sentences):
     """Padding rows and tokens changes nothing: embeddings, features and a direct call equal the model run
     on exactly the encoded texts (no extra rows or tokens)."""

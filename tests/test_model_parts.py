@@ -67,6 +67,7 @@ def _batch() -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types * mask}
 
 
+@pytest.mark.slow
 def test_generator_part_is_the_generator_on_the_shared_embeddings(workdir) -> None:
     where, objective, params = workdir
     disc = jaxbert.load(where)

@@ -165,6 +165,7 @@ def srun_start(reference, tmp_path_factory) -> tuple[Path, list[dict]]:
     return tmp / "run", views
 
 
+@pytest.mark.slow
 def test_two_srun_tasks_form_one_cluster_through_jax_slurm_detection(reference, srun_start):
     workdir, views = srun_start
     assert _layout(views) == [(0, 2, 2, 1), (1, 2, 2, 1)]
@@ -181,6 +182,7 @@ def test_a_two_process_restart_equals_one_straight_process(reference, srun_start
     assert sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.isdigit()) == ["3", "6"]
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_resumes_in_one_process(reference, srun_start, tmp_path):
     one = _copy_at_step(srun_start[0], 3, tmp_path / "one")
     [view] = _run(1, _args(reference, one, 6), tmp_path)
@@ -188,6 +190,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process(reference, srun_start, 
     _compare(reference, one, PRETRAIN_KEYS, steps=6)
 
 
+@pytest.mark.slow
 def test_a_one_process_checkpoint_resumes_in_two_processes(reference, tmp_path):
     two = _copy_at_step(reference, 3, tmp_path / "two")
     # The reference's own config (its tokenizer is in the copy): a resume may not change data.tokenizer.
@@ -204,6 +207,7 @@ def test_a_two_process_checkpoint_resumes_in_four_processes(reference, srun_star
     _compare(reference, four, PRETRAIN_KEYS, steps=6)
 
 
+@pytest.mark.slow
 def test_two_process_fsdp_finetuning_equals_one_data_parallel_process(tmp_path, shared_data, minilm_dir):
     init = tmp_path / "tiny"
     tiny_pretrained(minilm_dir).save(init)

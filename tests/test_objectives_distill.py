@@ -196,6 +196,7 @@ def test_pkd_layer_pairs():
 
 
 # ---- the objectives in a train step ---------------------------------------------------------------
+@pytest.mark.slow
 def test_kd_vanishes_for_a_student_equal_to_its_teacher_and_the_teacher_stays_frozen(teacher, batch):
     same = TEACHER.replace(heads=("mlm",))
     objective = DistilBert(same, teacher, MASKING, init_layers="first", init_mlm_transform=True)
@@ -224,6 +225,7 @@ def test_kd_vanishes_for_a_student_equal_to_its_teacher_and_the_teacher_stays_fr
     assert not all(np.array_equal(a, _flat(params)[k]) for k, a in _flat(state.params).items())
 
 
+@pytest.mark.slow
 def test_pkd_classification_loss_matches_an_independent_computation(batch):
     teacher_cfg = TEACHER.replace(task="classification", num_labels=3)
     teacher = Teacher(random_config=teacher_cfg, seed=4)
@@ -283,6 +285,7 @@ def _numpy_log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ce_positions", ["all", "masked"])
 def test_distilbert_loss_equals_numpy_over_all_tokens(teacher, batch, ce_positions):
     """The authors' distiller.py, recomputed in numpy from the two models' outputs: KL(teacher_T || student_T)
@@ -320,6 +323,7 @@ def test_distilbert_loss_equals_numpy_over_all_tokens(teacher, batch, ce_positio
     np.testing.assert_allclose(float(metrics["loss"]), 5 * ce + 2 * mlm + cos, rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_frozen_position_embeddings_do_not_move(teacher, batch):
     from jaxbert.train.sharded import objective_optimizer
     from jaxbert.train.spec import OptimizerSpec

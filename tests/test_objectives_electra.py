@@ -91,6 +91,7 @@ def test_one_copy_of_the_shared_embeddings(objective, params):
         x, jax.sharding.PartitionSpec)) == jax.tree_util.tree_structure(params)
 
 
+@pytest.mark.slow
 def test_both_losses_train_the_shared_embeddings(objective, params, batch, loss_parts):
     _, g_mlm, g_rtd = loss_parts(params, batch, jax.random.key(1))
     shared = ("discriminator", "embeddings", "word", "embedding")

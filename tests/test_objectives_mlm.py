@@ -101,6 +101,7 @@ def test_exported_model_holds_exactly_the_trained_heads():
     assert set(roberta) == {"embeddings", "encoder", "mlm_head"}
 
 
+@pytest.mark.slow
 def test_flops_formula_matches_xla_cost_analysis():
     config = ml_collections.ConfigDict({"model": {"preset": "bert-base", "num_layers": 2, "hidden_size": 256,
                                                   "num_heads": 4, "intermediate_size": 1024, "vocab_size": 2000,

@@ -66,7 +66,8 @@ def run(model, params, batch, **kw):
     return model.apply({"params": params}, batch["input_ids"], batch["attention_mask"], types, **kw)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "albert", "electra"])
+@pytest.mark.parametrize("family", ["bert", "roberta", pytest.param("albert", marks=pytest.mark.slow),
+                                    pytest.param("electra", marks=pytest.mark.slow)])
 def test_packed_row_outputs_equal_each_example_run_alone(family):
     cfg = tiny(family)
     model = EncoderModel(cfg)
@@ -92,6 +93,7 @@ def test_packed_row_outputs_equal_each_example_run_alone(family):
         at += n
 
 
+@pytest.mark.slow
 def test_packed_mlm_and_nsp_losses_equal_the_sum_over_the_examples_alone():
     """Masked positions given (the draw is random): summed MLM and NSP losses of a packed batch of two rows
     equal the sums over its six examples run one by one."""
@@ -128,6 +130,7 @@ def test_packed_mlm_and_nsp_losses_equal_the_sum_over_the_examples_alone():
     assert packed_nsp_sum == pytest.approx(nsp_sum, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bert", "roberta"])
 def test_packed_classification_batch_has_the_unpacked_loss(family):
     """Fine-tuning: `pack_arrays` rows through the Finetune objective give the unpacked batch's mean loss."""

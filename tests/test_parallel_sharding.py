@@ -32,6 +32,7 @@ print(json.dumps(sharded_run(sys.argv[2], {"fsdp": 4, "tensor": 2})))
 """
 
 
+@pytest.mark.slow
 def test_the_loop_on_eight_devices_matches_one_device(tmp_path):
     """The loop with params and optimizer state sharded over fsdp x tensor (a stub model: fast to compile)."""
     from train_stub import sharded_run

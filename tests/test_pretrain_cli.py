@@ -165,6 +165,7 @@ def test_short_pretraining_run_end_to_end_then_load(tmp_path, capsys):
     assert again["step"] == 30 and len(read_metrics(workdir)) == len(rows)
 
 
+@pytest.mark.slow
 def test_corpus_reading_options_reach_vocabulary_and_dataset(tmp_path):
     """data.text_field and data.encoding_errors apply to the vocabulary trainer and the dataset builder alike."""
     from jaxbert.data.corpus import CorpusError

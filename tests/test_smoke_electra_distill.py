@@ -100,6 +100,7 @@ def test_distilling_a_trained_bert_teacher(tmp_path):
 
 
 # ---- starting ELECTRA from a trained model (config.init) --------------------------------------------
+@pytest.mark.slow
 def test_electra_init_keeps_a_workdirs_generator_and_completes_a_bare_discriminator(tmp_path):
     import jax
 

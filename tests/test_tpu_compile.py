@@ -51,12 +51,15 @@ def tpu_devices_of(compiled) -> set[str]:
     return {d.device_kind for s in jax.tree_util.tree_leaves(compiled.train.input_shardings) for d in s.device_set}
 
 
+SLOW = pytest.mark.slow  # each TPU compile costs ~20 s of CPU: the default run keeps one per kind of layout
+
+
 @needs_libtpu
 @pytest.mark.parametrize("name,slices,mesh", [
-    ("v5e:2x2", 1, {"data": 4}),
-    ("v5e:2x2", 1, {"fsdp": 4}),
+    pytest.param("v5e:2x2", 1, {"data": 4}, marks=SLOW),
+    pytest.param("v5e:2x2", 1, {"fsdp": 4}, marks=SLOW),  # fsdp: also test_fsdp_keeps_a_quarter_...
     ("v5e:2x2", 1, {"data": 2, "tensor": 2}),
-    ("v4:2x2x1", 1, {"data": 4}),
+    pytest.param("v4:2x2x1", 1, {"data": 4}, marks=SLOW),
     ("v4:2x2x1", 2, {"fsdp": 2, "data": 2}),
 ])
 def test_the_train_step_compiles_for_tpu_meshes_and_slices(name, slices, mesh):
@@ -79,6 +82,7 @@ def test_the_train_step_compiles_for_tpu_meshes_and_slices(name, slices, mesh):
         assert "all-reduce" in hlo or "reduce-scatter" in hlo  # gradients are combined across the batch shards
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_fsdp_keeps_a_quarter_of_the_arguments_per_chip():
     data = compile_step(config(*BASE_WIDTH), target("v5e:2x2"))
@@ -97,7 +101,8 @@ def test_a_step_larger_than_hbm_reports_fits_false_with_the_compilers_one_line_r
 
 
 @needs_libtpu
-@pytest.mark.parametrize("name", ["v4:2x2x1", "v5e:2x2", "v5p:2x2x1"])
+@pytest.mark.parametrize("name", [pytest.param("v4:2x2x1", marks=SLOW), "v5e:2x2",
+                                  pytest.param("v5p:2x2x1", marks=SLOW)])
 def test_splash_attention_compiles_into_the_tpu_step(name):
     report = compile_step(config("--config.model.attention_kernel=splash", "--config.model.compute_dtype=bfloat16",
                                  "--config.mesh.data=2", "--config.mesh.tensor=2"), target(name))

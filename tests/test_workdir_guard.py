@@ -195,6 +195,7 @@ def test_a_damaged_latest_step_is_named_set_aside_and_the_run_resumes_from_the_o
     assert losses(workdir) == losses(straight)
 
 
+@pytest.mark.slow
 def test_restore_step_chooses_a_checkpoint_and_sets_the_later_ones_aside(tmp_path):
     straight = tmp_path / "straight"
     train(train_config(steps=12), straight, Regression(), data_stream(8))

@@ -29,6 +29,7 @@ def xlnet_bundle(shared_data: Path, tmp_path_factory) -> Path:
     return jaxbert.init(TINY_XLNET, seed=0, tokenizer=root / "vocab").save(root / "bundle")
 
 
+@pytest.mark.slow
 def test_sst2_end_to_end(xlnet_bundle: Path, shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "glue" / "sst2" / "train.tsv"
     train, dev = head_lines(src, tmp_path / "train.tsv", 48), head_lines(src, tmp_path / "dev.tsv", 40, skip=48)

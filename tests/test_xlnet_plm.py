@@ -166,6 +166,7 @@ def test_targets_skip_specials_and_padding_and_fill_the_slots():
         np.testing.assert_array_equal(np.asarray(draw.target_mapping)[b].argmax(-1)[weights[b] > 0], used)
 
 
+@pytest.mark.slow
 def test_the_query_stream_never_sees_its_own_token_or_later_ones():
     """Through the whole model: changing a target's own token leaves its logits as they were, and so do
     changes to any token later in the factorization order; an earlier target's token does change them."""

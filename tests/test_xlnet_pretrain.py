@@ -42,6 +42,7 @@ SHORT = ("--config.train.steps=60", "--config.train.batch_size=16", "--config.tr
          "--config.train.warmup_steps=10", "--config.train.eval_every=0", "--config.checkpoint.every=60")
 
 
+@pytest.mark.slow
 def test_plm_loss_falls_and_the_workdir_loads_as_xlnet(tmp_path: Path) -> None:
     summary = _pretrain(tmp_path, *SHORT)
     assert summary["status"] == "finished" and summary["step"] == 60
