@@ -166,6 +166,7 @@ def test_rtd_metrics_match_sklearn():
     np.testing.assert_allclose(float(m["disc_accuracy"]), ((y == pred) * w).sum() / w.sum(), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_loss_is_weighted_sum_and_decreases(objective, params, batch, loss_parts):
     metrics, _, _ = loss_parts(params, batch, jax.random.key(5))
     np.testing.assert_allclose(float(metrics["loss"]), float(metrics["mlm_loss"]) + 50 * float(metrics["rtd_loss"]),

@@ -174,6 +174,7 @@ def test_the_tokenizer_stand_in_has_each_familys_special_ids():
     assert standin_tokenizer(get_preset("albert-base")).special.mask == 4
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_distillation_and_finetuning_configs_compile_their_own_objectives():
     from jaxbert.train.experiment import load_config
