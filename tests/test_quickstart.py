@@ -6,12 +6,9 @@ import collections
 import json
 import re
 
-import pytest
-
 from jaxbert.quickstart import frequency_baseline, main
 
 
-@pytest.mark.slow
 def test_quickstart_trains_loads_compares_with_a_frequency_baseline_and_fills_a_mask(tmp_path, capsys):
     assert main(["--workdir", str(tmp_path / "qs"), "--steps", "6"]) == 0
     out = capsys.readouterr().out
