@@ -248,7 +248,9 @@ def test_case6_a_full_disk_is_one_line_at_once_naming_what_is_intact(base, tmp_p
             intact = "the complete checkpoints are intact (steps 4) and the rerun resumes from step 4" if mounted \
                 else "no checkpoint was saved yet"
             assert intact in message
-            assert max(s for s, _ in losses(workdir)) <= failed + 1  # at once, not at the next save
+            # Reported once the background save has failed, before the next save (step failed + 4) would wait
+            # for it; how many steps run meanwhile depends on the machine's load (1-3 seen on 2 busy cores).
+            assert max(s for s, _ in losses(workdir)) < failed + 4
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(disk)], check=False)

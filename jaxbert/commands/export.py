@@ -1,11 +1,10 @@
-"""`jaxbert export`: a model or fine-tuned task model as a serving artifact (StableHLO or ONNX).
+"""`jaxbert export`: a model or fine-tuned task model as a serving artifact (StableHLO, ONNX or SavedModel).
 
-    jaxbert export --model PATH --format stablehlo|onnx --out DIR
+    jaxbert export --model PATH --format stablehlo|onnx|saved_model --out DIR
 
 PATH is anything `jaxbert.load` opens (bundle, HF dir, Hub name, TF checkpoint, training or fine-tuning
 workdir). DIR gets the model file, serving.json (its signature), a README of inputs and outputs, and the
-tokenizer files. TensorFlow SavedModel is not offered: it needs TensorFlow in jaxbert's environment (see
-docs/ecosystem.md).
+tokenizer files (docs/ecosystem.md).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fine-tuning workdir (local or gs://)")
     parser.add_argument("--format", required=True, choices=FORMATS,
                         help="stablehlo: jax.export's serialized program (run with jax.export.deserialize); "
-                             "onnx: an ONNX graph (onnxruntime), needs jax2onnx")
+                             "onnx: an ONNX graph (onnxruntime), needs jax2onnx; saved_model: a TensorFlow "
+                             "SavedModel (jax2tf), needs the tf extra")
     parser.add_argument("--out", required=True, help="output directory (local or gs://); must not exist or be empty")
     parser.add_argument("--part", default=None, choices=("discriminator", "generator"),
                         help="ELECTRA workdir or TF checkpoint: which model to export (default: discriminator)")

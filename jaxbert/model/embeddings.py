@@ -19,7 +19,9 @@ def position_ids(input_ids: jax.Array, config: ModelConfig, segment_ids: jax.Arr
     """
     if segment_ids is None:
         if config.position_offset == 0:
-            return jnp.broadcast_to(jnp.arange(input_ids.shape[-1], dtype=jnp.int32), input_ids.shape)
+            # 0..T-1 per row, built from input_ids' own shape: converters that trace symbolic shapes (jax2onnx)
+            # cannot broadcast an arange of the symbolic length to [batch, length]
+            return jnp.cumsum(jnp.ones_like(input_ids, dtype=jnp.int32), axis=-1) - 1
         real = (input_ids != config.pad_token_id).astype(jnp.int32)
         return jnp.cumsum(real, axis=-1) * real + config.position_offset
     offsets = positions_in_segment(segment_ids)

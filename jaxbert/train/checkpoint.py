@@ -12,7 +12,8 @@ What a run can rely on besides:
     resumed run never saves over them or has keep-N rotate its own new steps out in their favour);
   * a checkpoint saved after non-finite steps were skipped is "suspect"; the newest clean one is never
     rotated out by keep-N (`_KeepNewestClean`);
-  * a save that fails in the background is reported at the next step (`poll`), not the next save;
+  * a save that fails in the background is reported at the first step after it fails (`poll`), not at
+    the next save;
   * every error is one line (`jaxbert.errors.reason`: no TensorStore internals).
 """
 
